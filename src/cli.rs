@@ -1,0 +1,475 @@
+//! The command line. Exit codes: 0 ok, 1 config or usage error, 2 runtime failure.
+
+use crate::config::{self, Config};
+use crate::deliver::{self, client::Client, Mode};
+use crate::event::{Event, EventType};
+use crate::limits::MAX_BODY_LEN;
+use crate::metric::Samples;
+use crate::render::fmt_value;
+use crate::rule::{Evaluator, Level, RuleSpec, SeriesView, Transition, TransitionKind};
+use crate::service::{self, new_event_id, now_ms};
+use crate::source::Sampler;
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where `-c` points by default.
+pub const DEFAULT_CONFIG: &str = "/etc/tocsin/tocsin.toml";
+
+const HELP: &str = "\
+tocsin — local thresholds in, HTTP(S) alert callbacks out
+
+USAGE:
+  tocsin [run] [-c FILE] [--dry-run]   run the agent; --dry-run prints each request instead of sending it
+  tocsin check [-c FILE]               validate the config; print every error as FILE:LINE:COL: message
+  tocsin once [-c FILE] [--metrics]    sample twice 1 s apart, evaluate, print a table
+                                       (--metrics: every metric and dimension found, with its value)
+  tocsin render WEBHOOK [-c FILE] [--rule R]
+                                       print the exact request that would be sent (secrets redacted)
+  tocsin test WEBHOOK [-c FILE]        send a `test` event now; print status and latency
+  tocsin --version | --help
+
+FILE defaults to /etc/tocsin/tocsin.toml.
+Exit codes: 0 ok, 1 config or usage error, 2 runtime failure.
+Signals: SIGHUP reloads the config (a bad one is rejected, the old one keeps running);
+SIGTERM drains in-flight deliveries for up to 5 s and stops.
+";
+
+/// A parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `run`.
+    Run {
+        /// `-c`.
+        config: PathBuf,
+        /// `--dry-run`.
+        dry_run: bool,
+    },
+    /// `check`.
+    Check {
+        /// `-c`.
+        config: PathBuf,
+    },
+    /// `once`.
+    Once {
+        /// `-c`.
+        config: PathBuf,
+        /// `--metrics`.
+        metrics: bool,
+    },
+    /// `render WEBHOOK`.
+    Render {
+        /// `-c`.
+        config: PathBuf,
+        /// The webhook.
+        webhook: String,
+        /// `--rule`.
+        rule: Option<String>,
+    },
+    /// `test WEBHOOK`.
+    Test {
+        /// `-c`.
+        config: PathBuf,
+        /// The webhook.
+        webhook: String,
+    },
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
+
+/// Parses arguments (without the program name).
+///
+/// # Errors
+/// A usage message.
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter().map(String::as_str).peekable();
+    let verb = match it.peek() {
+        Some(&("run" | "check" | "once" | "render" | "test")) => it.next().unwrap_or("run"),
+        Some(&("status" | "replay")) => {
+            return Err(format!(
+                "`{}` is not supported by this version of tocsin yet",
+                args[0]
+            ));
+        }
+        Some(&("-h" | "--help" | "help")) => return Ok(Command::Help),
+        Some(&("-V" | "--version")) => return Ok(Command::Version),
+        Some(a) if !a.starts_with('-') => {
+            return Err(format!("unknown command `{a}`; see tocsin --help"))
+        }
+        _ => "run",
+    };
+    let mut config = PathBuf::from(DEFAULT_CONFIG);
+    let (mut dry_run, mut metrics, mut rule, mut positional) = (false, false, None, Vec::new());
+    while let Some(a) = it.next() {
+        match a {
+            "-c" | "--config" => config = PathBuf::from(it.next().ok_or("-c needs a file")?),
+            "--dry-run" if verb == "run" => dry_run = true,
+            "--metrics" if verb == "once" => metrics = true,
+            "--rule" if verb == "render" => {
+                rule = Some(it.next().ok_or("--rule needs a rule name")?.to_string())
+            }
+            "-h" | "--help" => return Ok(Command::Help),
+            _ if a.starts_with('-') => {
+                return Err(format!(
+                    "unknown option `{a}` for `{verb}`; see tocsin --help"
+                ))
+            }
+            _ => positional.push(a.to_string()),
+        }
+    }
+    let webhook = || -> Result<String, String> {
+        match positional.as_slice() {
+            [w] => Ok(w.clone()),
+            [] => Err(format!("`{verb}` needs a webhook name")),
+            _ => Err(format!("`{verb}` takes one webhook name")),
+        }
+    };
+    if !matches!(verb, "render" | "test") && !positional.is_empty() {
+        return Err(format!("unexpected argument `{}`", positional[0]));
+    }
+    Ok(match verb {
+        "check" => Command::Check { config },
+        "once" => Command::Once { config, metrics },
+        "render" => Command::Render {
+            config,
+            webhook: webhook()?,
+            rule,
+        },
+        "test" => Command::Test {
+            config,
+            webhook: webhook()?,
+        },
+        _ => Command::Run { config, dry_run },
+    })
+}
+
+/// The program: parses arguments, runs the command, returns the exit code.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tocsin: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("tocsin {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(&config) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} rules, {} webhooks)",
+                    config.display(),
+                    cfg.rules.len(),
+                    cfg.webhooks.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config, dry_run } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mode = if dry_run { Mode::DryRun } else { Mode::Send };
+            runtime(async move { service::run(&config, cfg, mode).await })
+        }
+        Command::Once { config, metrics } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            once(&cfg, metrics);
+            ExitCode::SUCCESS
+        }
+        Command::Render {
+            config,
+            webhook,
+            rule,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            render(&cfg, &webhook, rule.as_deref())
+        }
+        Command::Test { config, webhook } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(i) = cfg.webhooks.iter().position(|w| w.name == webhook) else {
+                eprintln!(
+                    "tocsin: no webhook named `{webhook}` in {}",
+                    config.display()
+                );
+                return ExitCode::from(1);
+            };
+            runtime(async move { send_test(&cfg, i).await })
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|diags| {
+        for d in &diags.0 {
+            eprintln!("{d}");
+        }
+        ExitCode::from(1)
+    })
+}
+
+fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tocsin: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tocsin: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tocsin once`: two samples 1 s apart (rates need two), then one evaluation.
+fn once(cfg: &Config, metrics: bool) {
+    let mut sampler = Sampler::new(&cfg.agent.root);
+    let mut samples: Box<Samples> = Box::default();
+    sampler.sample(&mut samples);
+    std::thread::sleep(Duration::from_secs(1));
+    samples.clear();
+    sampler.sample(&mut samples);
+    if metrics {
+        println!("{:<28} {:<24} {:>16} UNIT", "METRIC", "DIMENSION", "VALUE");
+        for s in samples.iter() {
+            let dim = match s.metric.dimension() {
+                Some(k) => format!("{k}={}", s.dim),
+                None => "-".into(),
+            };
+            println!(
+                "{:<28} {:<24} {:>16} {}",
+                s.metric.name(),
+                dim,
+                fmt_value(s.value),
+                s.metric.unit()
+            );
+        }
+        return;
+    }
+    let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
+    let mut ev = Evaluator::new(&specs);
+    ev.evaluate(&specs, &samples, now_ms(), &mut |_| {});
+    println!(
+        "{:<20} {:<20} {:>14} {:<9} STATE",
+        "RULE", "SERIES", "VALUE", "LEVEL"
+    );
+    ev.view(&specs, &mut |v: SeriesView| {
+        let spec = &specs[v.rule];
+        let series = if v.dim.is_empty() {
+            "-"
+        } else {
+            v.dim.as_str()
+        };
+        let value = v.value.map(fmt_value).unwrap_or_default();
+        let value = if value.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{value}{}", spec.metric.unit())
+        };
+        let level = v.level.map_or("-", Level::as_str);
+        println!(
+            "{:<20} {:<20} {:>14} {:<9} {}",
+            spec.name, series, value, level, v.state
+        );
+    });
+}
+
+/// An example event for `render`: an alarm of `rule` at its highest threshold, or a `test`.
+fn example_event(cfg: &Config, rule: Option<usize>) -> Event {
+    let now = now_ms();
+    let Some(r) = rule else {
+        return Event::agent(EventType::Test, new_event_id(now), now, "render");
+    };
+    let spec = &cfg.rules[r].spec;
+    let (level, cond) = [Level::Critical, Level::Warn, Level::Info]
+        .into_iter()
+        .find_map(|l| spec.thresholds[l as usize].map(|c| (l, c)))
+        .unwrap_or((
+            Level::Info,
+            crate::rule::Condition {
+                op: crate::rule::Op::Gt,
+                value: 0.0,
+            },
+        ));
+    let t = Transition {
+        rule: r,
+        dim: spec.match_dim.clone().unwrap_or_default(),
+        kind: TransitionKind::Alarm,
+        state: crate::rule::AlertState::Alert,
+        level,
+        prev_level: level,
+        value: Some(cond.value),
+        threshold: Some(cond),
+        first_trigger_ms: now,
+        last_trigger_ms: now,
+        times: u32::from(spec.times),
+    };
+    Event::from_transition(&t, &spec.name, spec.metric, new_event_id(now), now)
+}
+
+fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
+    let Some(wh) = cfg.webhooks.iter().find(|w| w.name == webhook) else {
+        eprintln!("tocsin: no webhook named `{webhook}`");
+        return ExitCode::from(1);
+    };
+    let r = match rule {
+        Some(name) => match cfg.rules.iter().position(|r| r.spec.name.as_str() == name) {
+            Some(i) => Some(i),
+            None => {
+                eprintln!("tocsin: no rule named `{name}`");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let event = example_event(cfg, r);
+    let mut buf = vec![0u8; MAX_BODY_LEN];
+    match deliver::render_for(cfg, wh, &event, &mut buf) {
+        Ok(n) => {
+            println!("{} {}", wh.method.as_str(), wh.url.text);
+            print!("{}", deliver::format_request(wh, &event, &buf[..n]));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tocsin: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `tocsin test`: one `test` event, one attempt, status and latency printed (seed 004's
+/// "Send test"). Works on a config that is not installed yet, even a disabled webhook.
+async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
+    let wh = &cfg.webhooks[i];
+    let tls = deliver::tls_for(wh)?;
+    let now = now_ms();
+    let event = Event::agent(EventType::Test, new_event_id(now), now, "tocsin test");
+    let mut buf = vec![0u8; MAX_BODY_LEN];
+    let n = deliver::render_for(cfg, wh, &event, &mut buf).map_err(|e| e.to_string())?;
+    let mut client = Client::new(wh.url.clone(), tls);
+    let d = deliver::deliver(
+        &mut client,
+        wh,
+        &event,
+        Bytes::copy_from_slice(&buf[..n]),
+        1,
+    )
+    .await;
+    let ms = d.elapsed.as_millis();
+    match (d.delivered, d.status) {
+        (true, Some(s)) => {
+            println!(
+                "{}: HTTP {s} in {ms} ms (event {})",
+                wh.name,
+                event.id.to_text()
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "{}: test failed after {ms} ms: {}",
+            wh.name,
+            d.error.unwrap_or_else(|| "unknown error".into())
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn verbs_and_flags() {
+        let d = || PathBuf::from(DEFAULT_CONFIG);
+        assert_eq!(
+            parse_args(&args("")),
+            Ok(Command::Run {
+                config: d(),
+                dry_run: false
+            })
+        );
+        assert_eq!(
+            parse_args(&args("--dry-run -c x.toml")),
+            Ok(Command::Run {
+                config: "x.toml".into(),
+                dry_run: true
+            })
+        );
+        assert_eq!(
+            parse_args(&args("check -c a")),
+            Ok(Command::Check { config: "a".into() })
+        );
+        assert_eq!(
+            parse_args(&args("once --metrics")),
+            Ok(Command::Once {
+                config: d(),
+                metrics: true
+            })
+        );
+        assert_eq!(
+            parse_args(&args("render ops --rule cpu -c f")),
+            Ok(Command::Render {
+                config: "f".into(),
+                webhook: "ops".into(),
+                rule: Some("cpu".into())
+            })
+        );
+        assert_eq!(
+            parse_args(&args("test ops")),
+            Ok(Command::Test {
+                config: d(),
+                webhook: "ops".into()
+            })
+        );
+        assert_eq!(parse_args(&args("--version")), Ok(Command::Version));
+        assert_eq!(parse_args(&args("check --help")), Ok(Command::Help));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for a in [
+            "frobnicate",
+            "check --dry-run",
+            "once --rule x",
+            "render",
+            "test a b",
+            "run -c",
+            "check extra",
+            "status",
+        ] {
+            assert!(parse_args(&args(a)).is_err(), "{a}");
+        }
+    }
+}

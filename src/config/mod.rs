@@ -1,0 +1,1226 @@
+//! Configuration: one TOML file in, a validated, bounded [`Config`] out.
+//!
+//! The raw form is toml's spanned document tree ([`toml::de::DeTable`]); it is walked once,
+//! collecting *every* problem as a [`Diagnostic`] with file, line and column (serde's derive
+//! stops at the first). The validated types below are what the rest of tocsin sees: every
+//! limit of [`crate::limits`] is checked here, so nothing overflows at run time.
+
+mod diag;
+mod value;
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use value::{parse_condition, parse_duration, parse_url, Scheme, Url};
+
+use crate::event::{EventMask, EventType, Language};
+use crate::limits::*;
+use crate::metric::{DimValue, Metric, PLANNED_METRICS};
+use crate::rule::{Level, NoData, RuleSpec};
+use diag::Collector;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[agent]`.
+    pub agent: Agent,
+    /// `[[rule]]`, at most [`MAX_RULES`].
+    pub rules: Vec<Rule>,
+    /// `[[webhook]]`, at most [`MAX_WEBHOOKS`].
+    pub webhooks: Vec<Webhook>,
+}
+
+/// `[agent]`.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    /// `device_id` (seed 001's userId); defaults to the host name.
+    pub device_id: String,
+    /// `hostname`, resolved from `/proc/sys/kernel/hostname` under `root` when `auto`.
+    pub hostname: String,
+    /// Sampling interval.
+    pub interval_ms: u64,
+    /// Language of human-readable content.
+    pub language: Language,
+    /// Spool and last-known-good config.
+    pub state_dir: PathBuf,
+    /// The control socket of `tocsin status`.
+    pub control_socket: PathBuf,
+    /// Prefix for /proc and /sys.
+    pub root: PathBuf,
+    /// Heartbeat period; `None` is off.
+    pub heartbeat_ms: Option<u64>,
+    /// Fleet labels, in file order.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A validated `[[rule]]`.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// What the evaluator needs.
+    pub spec: RuleSpec,
+    /// Indexes into [`Config::webhooks`].
+    pub notify: Vec<usize>,
+}
+
+/// Payload format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Seeds 001 + 003, JSON.
+    CloudmonitorJson,
+}
+
+impl Format {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::CloudmonitorJson => "cloudmonitor-json",
+        }
+    }
+}
+
+/// HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+}
+
+impl Method {
+    /// The method token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+/// A secret value; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the wire only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Request authentication (seed 000: No Auth, Bearer Token, Basic Auth).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No `Authorization` header.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+}
+
+/// TLS options of a webhook.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// A PEM bundle of extra trusted CAs (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate chain, for mTLS.
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// Accept any server certificate. Loudly logged at every start.
+    pub insecure_skip_verify: bool,
+}
+
+/// A validated `[[webhook]]`.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// Unique name, referenced by rules' `notify`.
+    pub name: String,
+    /// `false` keeps it configured but silent.
+    pub enabled: bool,
+    /// Where requests go (with `query` already appended).
+    pub url: Url,
+    /// Payload format.
+    pub format: Format,
+    /// HTTP method.
+    pub method: Method,
+    /// Extra headers, in file order.
+    pub headers: Vec<(String, String)>,
+    /// Authentication.
+    pub auth: Auth,
+    /// Bound on one attempt (connect, TLS, request, response).
+    pub timeout_ms: u64,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Minimum wait between attempts (jittered up by 0-25 %).
+    pub retry_interval_ms: u64,
+    /// Cap on an honoured `Retry-After`.
+    pub retry_after_max_ms: u64,
+    /// Language of `content` (the agent's unless overridden).
+    pub language: Language,
+    /// Which event types it receives.
+    pub events: EventMask,
+    /// Lowest level of rule events it receives.
+    pub min_level: Level,
+    /// TLS settings.
+    pub tls: TlsOptions,
+}
+
+impl Webhook {
+    /// Whether this webhook takes `event`: enabled, type selected, level high enough.
+    pub fn wants(&self, kind: EventType, level: Option<Level>) -> bool {
+        self.enabled && self.events.contains(kind) && level.is_none_or(|l| l >= self.min_level)
+    }
+}
+
+/// Reads and validates the config file at `path`.
+///
+/// # Errors
+/// Every problem found, each with file, line and column.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let file = path.display().to_string();
+    let whole_file = |message: String| {
+        Diagnostics(vec![Diagnostic {
+            file: file.clone(),
+            line: 1,
+            col: 1,
+            message,
+        }])
+    };
+    let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read config: {e}")))?;
+    if bytes.len() > MAX_CONFIG_LEN {
+        return Err(whole_file(format!(
+            "config is {} bytes; the limit is {MAX_CONFIG_LEN}",
+            bytes.len()
+        )));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or("");
+            let (line, col) = diag::line_col(prefix, valid);
+            return Err(Diagnostics(vec![Diagnostic {
+                file: file.clone(),
+                line,
+                col,
+                message: "config is not valid UTF-8".into(),
+            }]));
+        }
+    };
+    parse(&text, &file)
+}
+
+/// Validates config text. `file` names it in diagnostics. Secrets given as `*_file` and
+/// `hostname = "auto"` are read from disk here.
+///
+/// # Errors
+/// Every problem found, each with file, line and column.
+pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
+    let mut c = Collector::new(file, src);
+    let (doc, parse_errors) = DeTable::parse_recoverable(src);
+    if !parse_errors.is_empty() {
+        for e in parse_errors {
+            let span = e.span().unwrap_or(0..0);
+            c.error(span, e.message().trim().to_string());
+        }
+        return Err(c.finish().expect_err("errors were recorded"));
+    }
+    let doc = doc.get_ref();
+    check_keys(
+        &mut c,
+        doc,
+        &["agent", "rule", "webhook"],
+        &[],
+        "the top level",
+    );
+
+    let agent = match find(doc, "agent") {
+        Some((_, v)) => match v.get_ref().as_table() {
+            Some(t) => parse_agent(&mut c, t),
+            None => {
+                c.error(v.span(), "`agent` must be a table: [agent]");
+                parse_agent(&mut c, &DeTable::new())
+            }
+        },
+        None => parse_agent(&mut c, &DeTable::new()),
+    };
+
+    let webhook_tables = array_of_tables(&mut c, doc, "webhook");
+    if webhook_tables.len() > MAX_WEBHOOKS {
+        c.error(
+            webhook_tables[MAX_WEBHOOKS].1.clone(),
+            format!("too many webhooks: the limit is {MAX_WEBHOOKS}"),
+        );
+    }
+    let mut webhooks = Vec::new();
+    let mut webhook_names: Vec<(String, Range<usize>)> = Vec::new();
+    for (t, span) in &webhook_tables {
+        if let Some((w, name_span)) = parse_webhook(&mut c, t, span.clone(), agent.language) {
+            if let Some((_, first)) = webhook_names.iter().find(|(n, _)| *n == w.name) {
+                let (line, _) = diag::line_col(src, first.start);
+                c.error(
+                    name_span.clone(),
+                    format!(
+                        "duplicate webhook name `{}` (first defined on line {line})",
+                        w.name
+                    ),
+                );
+            }
+            webhook_names.push((w.name.clone(), name_span));
+            webhooks.push(w);
+        }
+    }
+
+    let rule_tables = array_of_tables(&mut c, doc, "rule");
+    if rule_tables.len() > MAX_RULES {
+        c.error(
+            rule_tables[MAX_RULES].1.clone(),
+            format!("too many rules: the limit is {MAX_RULES}"),
+        );
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut rule_names: Vec<(String, Range<usize>)> = Vec::new();
+    for (t, span) in &rule_tables {
+        if let Some((r, name_span)) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
+            let name = r.spec.name.as_str();
+            if let Some((_, first)) = rule_names.iter().find(|(n, _)| n == name) {
+                let (line, _) = diag::line_col(src, first.start);
+                c.error(
+                    name_span.clone(),
+                    format!("duplicate rule name `{name}` (first defined on line {line})"),
+                );
+            }
+            rule_names.push((name.to_string(), name_span));
+            rules.push(r);
+        }
+    }
+    c.finish()?;
+    Ok(Config {
+        agent,
+        rules,
+        webhooks,
+    })
+}
+
+// ---- the walker ------------------------------------------------------------------------
+
+type Val<'i> = Spanned<DeValue<'i>>;
+
+fn find<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<(Range<usize>, &'t Val<'i>)> {
+    t.iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(k, v)| (k.span(), v))
+}
+
+/// Reports keys of `t` that are not in `allowed`. Keys in `later` are part of the design
+/// but not of this build: they get their own message instead of "unknown".
+fn check_keys(c: &mut Collector, t: &DeTable, allowed: &[&str], later: &[&str], what: &str) {
+    for (k, _) in t.iter() {
+        let key = k.get_ref().as_ref();
+        if allowed.contains(&key) {
+            continue;
+        }
+        if later.contains(&key) {
+            c.error(
+                k.span(),
+                format!("`{key}` in {what} is not supported by this version of tocsin yet"),
+            );
+        } else {
+            c.error(
+                k.span(),
+                format!(
+                    "unknown key `{key}` in {what}; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn array_of_tables<'t, 'i>(
+    c: &mut Collector,
+    doc: &'t DeTable<'i>,
+    key: &str,
+) -> Vec<(&'t DeTable<'i>, Range<usize>)> {
+    let Some((_, v)) = find(doc, key) else {
+        return Vec::new();
+    };
+    let Some(arr) = v.get_ref().as_array() else {
+        c.error(
+            v.span(),
+            format!("`{key}` must be an array of tables: [[{key}]]"),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in arr.iter() {
+        match item.get_ref().as_table() {
+            Some(t) => out.push((t, item.span())),
+            None => c.error(
+                item.span(),
+                format!("each `{key}` must be a table: [[{key}]]"),
+            ),
+        }
+    }
+    out
+}
+
+fn get_str<'t>(c: &mut Collector, t: &'t DeTable, key: &str) -> Option<(&'t str, Range<usize>)> {
+    let (_, v) = find(t, key)?;
+    match v.get_ref().as_str() {
+        Some(s) => Some((s, v.span())),
+        None => {
+            c.error(
+                v.span(),
+                format!("`{key}` must be a string, not {}", v.get_ref().type_str()),
+            );
+            None
+        }
+    }
+}
+
+fn get_bool(c: &mut Collector, t: &DeTable, key: &str) -> Option<bool> {
+    let (_, v) = find(t, key)?;
+    let b = v.get_ref().as_bool();
+    if b.is_none() {
+        c.error(v.span(), format!("`{key}` must be true or false"));
+    }
+    b
+}
+
+/// An integer in `lo..=hi`.
+fn get_int(c: &mut Collector, t: &DeTable, key: &str, lo: i64, hi: i64) -> Option<i64> {
+    let (_, v) = find(t, key)?;
+    let n = v
+        .get_ref()
+        .as_integer()
+        .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok());
+    match n {
+        Some(n) if (lo..=hi).contains(&n) => Some(n),
+        Some(n) => {
+            c.error(
+                v.span(),
+                format!("`{key}` = {n} is out of range: expected {lo}..={hi}"),
+            );
+            None
+        }
+        None => {
+            c.error(v.span(), format!("`{key}` must be an integer"));
+            None
+        }
+    }
+}
+
+fn get_duration(c: &mut Collector, t: &DeTable, key: &str) -> Option<u64> {
+    let (s, span) = get_str(c, t, key)?;
+    match parse_duration(s) {
+        Ok(ms) => Some(ms),
+        Err(m) => {
+            c.error(span, format!("`{key}`: {m}"));
+            None
+        }
+    }
+}
+
+fn get_table<'t, 'i>(c: &mut Collector, t: &'t DeTable<'i>, key: &str) -> Option<&'t DeTable<'i>> {
+    let (_, v) = find(t, key)?;
+    let tbl = v.get_ref().as_table();
+    if tbl.is_none() {
+        c.error(
+            v.span(),
+            format!("`{key}` must be a table, like {key} = {{ k = \"v\" }}"),
+        );
+    }
+    tbl
+}
+
+/// A table of string values, in file order, with the key spans.
+fn get_string_map(
+    c: &mut Collector,
+    t: &DeTable,
+    key: &str,
+) -> Vec<(String, String, Range<usize>)> {
+    let Some(tbl) = get_table(c, t, key) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String, Range<usize>)> = tbl
+        .iter()
+        .filter_map(|(k, v)| match v.get_ref().as_str() {
+            Some(s) => Some((k.get_ref().to_string(), s.to_string(), k.span())),
+            None => {
+                c.error(
+                    v.span(),
+                    format!("`{key}.{}` must be a string", k.get_ref()),
+                );
+                None
+            }
+        })
+        .collect();
+    out.sort_by_key(|(_, _, span)| span.start);
+    out
+}
+
+/// An array of strings, each with its span.
+fn get_string_list<'t>(
+    c: &mut Collector,
+    t: &'t DeTable,
+    key: &str,
+) -> Option<Vec<(&'t str, Range<usize>)>> {
+    let (_, v) = find(t, key)?;
+    let Some(arr) = v.get_ref().as_array() else {
+        c.error(
+            v.span(),
+            format!("`{key}` must be an array of strings, like [\"a\", \"b\"]"),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for item in arr.iter() {
+        match item.get_ref().as_str() {
+            Some(s) => out.push((s, item.span())),
+            None => c.error(item.span(), format!("`{key}` must contain only strings")),
+        }
+    }
+    Some(out)
+}
+
+fn valid_name(c: &mut Collector, name: &str, span: Range<usize>, what: &str) -> bool {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        c.error(
+            span,
+            format!("{what} name must be 1 to {MAX_NAME_LEN} bytes long"),
+        );
+        return false;
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        c.error(
+            span,
+            format!("{what} name `{name}` may contain only letters, digits, `-`, `_` and `.`"),
+        );
+        return false;
+    }
+    true
+}
+
+// ---- [agent] ---------------------------------------------------------------------------
+
+const AGENT_KEYS: &[&str] = &[
+    "device_id",
+    "hostname",
+    "interval",
+    "language",
+    "state_dir",
+    "control_socket",
+    "root",
+    "heartbeat",
+    "labels",
+];
+
+fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
+    check_keys(c, t, AGENT_KEYS, &["include"], "[agent]");
+    let root = PathBuf::from(get_str(c, t, "root").map_or("/", |(s, _)| s));
+    let hostname = match get_str(c, t, "hostname") {
+        Some((s, _)) if s != "auto" => s.to_string(),
+        _ => read_hostname(&root),
+    };
+    let device_id = match get_str(c, t, "device_id") {
+        Some((s, span)) => {
+            if s.is_empty() || s.len() > MAX_DIM_VALUE_LEN {
+                c.error(
+                    span,
+                    format!("`device_id` must be 1 to {MAX_DIM_VALUE_LEN} bytes long"),
+                );
+            }
+            s.to_string()
+        }
+        None => hostname.clone(),
+    };
+    let language = match get_str(c, t, "language") {
+        Some((s, span)) => Language::from_config(s).unwrap_or_else(|| {
+            c.error(
+                span,
+                format!("unknown language `{s}`: expected \"en\" or \"zh\""),
+            );
+            Language::En
+        }),
+        None => Language::En,
+    };
+    let labels = get_string_map(c, t, "labels");
+    if labels.len() > MAX_LABELS {
+        c.error(
+            labels[MAX_LABELS].2.clone(),
+            format!("too many labels: the limit is {MAX_LABELS}"),
+        );
+    }
+    for (k, v, span) in &labels {
+        let ok_key = k
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if k.is_empty() || !ok_key {
+            c.error(
+                span.clone(),
+                format!("label name `{k}` must match [A-Za-z_][A-Za-z0-9_]*"),
+            );
+        }
+        if v.len() > MAX_DIM_VALUE_LEN {
+            c.error(
+                span.clone(),
+                format!("label `{k}` is longer than {MAX_DIM_VALUE_LEN} bytes"),
+            );
+        }
+    }
+    Agent {
+        device_id,
+        hostname,
+        interval_ms: get_duration(c, t, "interval").unwrap_or(5000),
+        language,
+        state_dir: PathBuf::from(get_str(c, t, "state_dir").map_or("/var/lib/tocsin", |(s, _)| s)),
+        control_socket: PathBuf::from(
+            get_str(c, t, "control_socket").map_or("/run/tocsin/control.sock", |(s, _)| s),
+        ),
+        root,
+        heartbeat_ms: get_duration(c, t, "heartbeat"),
+        labels: labels.into_iter().map(|(k, v, _)| (k, v)).collect(),
+    }
+}
+
+/// The kernel's host name under `root`, or `localhost` when it cannot be read.
+pub fn read_hostname(root: &Path) -> String {
+    std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= MAX_DIM_VALUE_LEN)
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+// ---- [[rule]] --------------------------------------------------------------------------
+
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "metric",
+    "match",
+    "critical",
+    "warn",
+    "info",
+    "times",
+    "within",
+    "clear",
+    "clear_times",
+    "repeat",
+    "no_data",
+    "no_data_after",
+    "notify",
+];
+const RULE_KEYS_LATER: &[&str] = &["pidfile", "target", "path", "scale", "command", "timeout"];
+
+fn parse_rule(
+    c: &mut Collector,
+    t: &DeTable,
+    span: Range<usize>,
+    webhooks: &[(String, Range<usize>)],
+) -> Option<(Rule, Range<usize>)> {
+    check_keys(c, t, RULE_KEYS, RULE_KEYS_LATER, "[[rule]]");
+    let name = get_str(c, t, "name");
+    if name.is_none() && find(t, "name").is_none() {
+        c.error(span.clone(), "[[rule]] is missing `name`");
+    }
+    let metric = match get_str(c, t, "metric") {
+        Some((m, mspan)) => match Metric::from_name(m) {
+            Some(m) => Some(m),
+            None if PLANNED_METRICS.contains(&m) => {
+                c.error(
+                    mspan,
+                    format!("metric `{m}` is not supported by this version of tocsin yet"),
+                );
+                None
+            }
+            None => {
+                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                c.error(
+                    mspan,
+                    format!(
+                        "unknown metric `{m}`; expected one of: {}",
+                        known.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+        None => {
+            if find(t, "metric").is_none() {
+                c.error(span.clone(), "[[rule]] is missing `metric`");
+            }
+            None
+        }
+    };
+
+    let mut match_dim = None;
+    if let Some(m) = get_table(c, t, "match") {
+        for (k, v) in m.iter() {
+            let key = k.get_ref().as_ref();
+            let Some(metric) = metric else { continue };
+            match metric.dimension() {
+                Some(d) if d == key => match v.get_ref().as_str() {
+                    Some(s) if s.len() <= MAX_DIM_VALUE_LEN => {
+                        match_dim = DimValue::try_from(s).ok()
+                    }
+                    Some(_) => c.error(
+                        v.span(),
+                        format!("`match.{key}` is longer than {MAX_DIM_VALUE_LEN} bytes"),
+                    ),
+                    None => c.error(
+                        v.span(),
+                        format!("`match.{key}` must be a string (a glob: * and ?)"),
+                    ),
+                },
+                Some(d) => c.error(
+                    k.span(),
+                    format!(
+                        "metric `{}` has the dimension `{d}`, not `{key}`",
+                        metric.name()
+                    ),
+                ),
+                None => c.error(
+                    k.span(),
+                    format!("metric `{}` has no dimensions to match", metric.name()),
+                ),
+            }
+        }
+    }
+
+    let mut thresholds = [None; 3];
+    for (key, level) in [
+        ("info", Level::Info),
+        ("warn", Level::Warn),
+        ("critical", Level::Critical),
+    ] {
+        if let Some((s, cspan)) = get_str(c, t, key) {
+            match parse_condition(s) {
+                Ok(cond) => thresholds[level as usize] = Some(cond),
+                Err(m) => c.error(cspan, format!("`{key}`: {m}")),
+            }
+        }
+    }
+    if thresholds.iter().all(Option::is_none)
+        && ["info", "warn", "critical"]
+            .iter()
+            .all(|k| find(t, k).is_none())
+    {
+        c.error(
+            span.clone(),
+            "[[rule]] needs at least one threshold: `critical`, `warn` or `info`",
+        );
+    }
+
+    let max = i64::from(MAX_TIMES);
+    let times = get_int(c, t, "times", 1, max).unwrap_or(1) as u8;
+    let within = get_int(c, t, "within", 1, max).map(|w| w as u8);
+    if let Some(w) = within {
+        if w < times {
+            let (_, v) = find(t, "within").expect("within was read");
+            c.error(
+                v.span(),
+                format!("`within` = {w} must be at least `times` = {times}"),
+            );
+        }
+    }
+    let clear = get_str(c, t, "clear").and_then(|(s, cspan)| match parse_condition(s) {
+        Ok(cond) => Some(cond),
+        Err(m) => {
+            c.error(cspan, format!("`clear`: {m}"));
+            None
+        }
+    });
+    let no_data = match get_str(c, t, "no_data") {
+        Some((s, nspan)) => match s {
+            "alert" => NoData::Alert,
+            "ok" => NoData::Ok,
+            "keep" => NoData::Keep,
+            _ => {
+                c.error(
+                    nspan,
+                    format!("unknown `no_data` = \"{s}\": expected \"alert\", \"ok\" or \"keep\""),
+                );
+                NoData::Keep
+            }
+        },
+        None => NoData::Keep,
+    };
+
+    let mut notify = Vec::new();
+    if let Some(list) = get_string_list(c, t, "notify") {
+        if list.len() > MAX_NOTIFY {
+            c.error(
+                list[MAX_NOTIFY].1.clone(),
+                format!("too many webhooks in `notify`: the limit is {MAX_NOTIFY}"),
+            );
+        }
+        for (n, nspan) in list {
+            match webhooks.iter().position(|(w, _)| w == n) {
+                Some(i) if notify.contains(&i) => {
+                    c.error(nspan, format!("webhook `{n}` is listed twice in `notify`"))
+                }
+                Some(i) => notify.push(i),
+                None => c.error(
+                    nspan,
+                    format!(
+                        "`notify` names webhook `{n}`, which is not defined by any [[webhook]]"
+                    ),
+                ),
+            }
+        }
+    }
+
+    let spec = RuleSpec {
+        name: heapless::String::new(),
+        metric: metric?,
+        match_dim,
+        thresholds,
+        times,
+        within,
+        clear,
+        clear_times: get_int(c, t, "clear_times", 1, max).unwrap_or(1) as u8,
+        repeat_ms: get_duration(c, t, "repeat"),
+        no_data,
+        no_data_after: get_int(c, t, "no_data_after", 1, max).unwrap_or(3) as u8,
+    };
+    let (name, name_span) = name?;
+    if !valid_name(c, name, name_span.clone(), "rule") {
+        return None;
+    }
+    let mut spec = spec;
+    spec.name = heapless::String::try_from(name).ok()?;
+    Some((Rule { spec, notify }, name_span))
+}
+
+// ---- [[webhook]] -----------------------------------------------------------------------
+
+const WEBHOOK_KEYS: &[&str] = &[
+    "name",
+    "enabled",
+    "url",
+    "format",
+    "method",
+    "query",
+    "headers",
+    "auth",
+    "timeout",
+    "retries",
+    "retry_interval",
+    "retry_after_max",
+    "language",
+    "events",
+    "min_level",
+    "tls",
+];
+const WEBHOOK_KEYS_LATER: &[&str] = &[
+    "content_type",
+    "body",
+    "signing",
+    "proxy",
+    "no_proxy",
+    "source_ip",
+    "bind_interface",
+    "urls",
+    "resend",
+    "generator_url",
+    "max_batch",
+];
+const FORMATS_LATER: &[&str] = &["cloudmonitor-form", "hertzbeat", "alertmanager", "template"];
+
+fn parse_webhook(
+    c: &mut Collector,
+    t: &DeTable,
+    span: Range<usize>,
+    agent_language: Language,
+) -> Option<(Webhook, Range<usize>)> {
+    check_keys(c, t, WEBHOOK_KEYS, WEBHOOK_KEYS_LATER, "[[webhook]]");
+    let name = get_str(c, t, "name");
+    if find(t, "name").is_none() {
+        c.error(span.clone(), "[[webhook]] is missing `name`");
+    }
+    let format = match get_str(c, t, "format") {
+        Some(("cloudmonitor-json", _)) => Some(Format::CloudmonitorJson),
+        Some((f, fspan)) if FORMATS_LATER.contains(&f) => {
+            c.error(
+                fspan,
+                format!("format `{f}` is not supported by this version of tocsin yet"),
+            );
+            None
+        }
+        Some((f, fspan)) => {
+            c.error(fspan, format!("unknown format `{f}`; expected one of: cloudmonitor-json, cloudmonitor-form, hertzbeat, alertmanager, template"));
+            None
+        }
+        None => {
+            if find(t, "format").is_none() {
+                c.error(
+                    span.clone(),
+                    "[[webhook]] is missing `format` (cloudmonitor-json)",
+                );
+            }
+            None
+        }
+    };
+    let mut url = match get_str(c, t, "url") {
+        Some((u, uspan)) => match parse_url(u) {
+            Ok(u) => Some(u),
+            Err(m) => {
+                c.error(uspan, format!("`url`: {m}"));
+                None
+            }
+        },
+        None => {
+            if find(t, "url").is_none() {
+                c.error(span.clone(), "[[webhook]] is missing `url`");
+            }
+            None
+        }
+    };
+    // Static query parameters, percent-encoded once at load (seed 000's `URL?username=jack`).
+    let query = get_string_map(c, t, "query");
+    for (k, v, qspan) in &query {
+        if k.contains("${") || v.contains("${") {
+            c.error(
+                qspan.clone(),
+                "template variables in `query` are not supported by this version of tocsin yet",
+            );
+        }
+    }
+    if let Some(u) = url.as_mut() {
+        for (i, (k, v, _)) in query.iter().enumerate() {
+            let sep = if i == 0 && !u.path_and_query.contains('?') {
+                '?'
+            } else {
+                '&'
+            };
+            u.path_and_query.push(sep);
+            percent_encode_into(k, &mut u.path_and_query);
+            u.path_and_query.push('=');
+            percent_encode_into(v, &mut u.path_and_query);
+        }
+        if u.path_and_query.len() > MAX_URL_LEN {
+            let (_, qv) = find(t, "query").expect("query was read");
+            c.error(
+                qv.span(),
+                format!("the URL with its query is longer than {MAX_URL_LEN} bytes"),
+            );
+        }
+    }
+
+    let method = match get_str(c, t, "method") {
+        Some((m, mspan)) => match m {
+            "GET" => {
+                c.error(
+                    mspan,
+                    "method GET sends no body; the cloudmonitor-json format needs POST or PUT",
+                );
+                Method::Get
+            }
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            _ => {
+                c.error(
+                    mspan,
+                    format!("unknown method `{m}`: expected \"GET\", \"POST\" or \"PUT\""),
+                );
+                Method::Post
+            }
+        },
+        None => Method::Post,
+    };
+
+    let headers: Vec<(String, String)> = get_string_map(c, t, "headers")
+        .into_iter()
+        .filter_map(|(k, v, hspan)| {
+            let lower = k.to_ascii_lowercase();
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+                c.error(hspan, format!("`{k}` is not a valid header name"));
+            } else if matches!(lower.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+                c.error(hspan, format!("header `{k}` is set by tocsin itself"));
+            } else if v.contains("${") {
+                c.error(hspan, "template variables in `headers` are not supported by this version of tocsin yet");
+            } else if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                c.error(hspan, format!("header `{k}` contains a line break"));
+            } else if v.len() > MAX_HEADER_VALUE_LEN {
+                c.error(hspan, format!("header `{k}` is longer than {MAX_HEADER_VALUE_LEN} bytes"));
+            } else {
+                return Some((k, v));
+            }
+            None
+        })
+        .collect();
+    if headers.len() > MAX_HEADERS {
+        let (_, hv) = find(t, "headers").expect("headers were read");
+        c.error(
+            hv.span(),
+            format!("too many headers: the limit is {MAX_HEADERS}"),
+        );
+    }
+
+    let auth = get_table(c, t, "auth").map_or(Auth::None, |a| parse_auth(c, a));
+
+    // Seed 000: timeout 10 s, 2 retries, 2 s apart. Seeds 001/003: 5 s and 3 retries.
+    let (def_timeout, def_retries) = match format {
+        Some(Format::CloudmonitorJson) => (5000, 3),
+        None => (10_000, 2),
+    };
+    let language = match get_str(c, t, "language") {
+        Some((s, lspan)) => Language::from_config(s).unwrap_or_else(|| {
+            c.error(
+                lspan,
+                format!("unknown language `{s}`: expected \"en\" or \"zh\""),
+            );
+            agent_language
+        }),
+        None => agent_language,
+    };
+    let events = match get_string_list(c, t, "events") {
+        Some(list) => {
+            let mut mask = 0u16;
+            for (e, espan) in list {
+                match EventType::from_name(e) {
+                    Some(k) => mask |= k.bit(),
+                    None => {
+                        let names: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
+                        c.error(
+                            espan,
+                            format!(
+                                "unknown event type `{e}`; expected one of: {}",
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            EventMask(mask)
+        }
+        None => EventMask::DEFAULT,
+    };
+    let min_level = match get_str(c, t, "min_level") {
+        Some((s, lspan)) => Level::from_config(s).unwrap_or_else(|| {
+            c.error(
+                lspan,
+                format!(
+                    "unknown `min_level` = \"{s}\": expected \"info\", \"warn\" or \"critical\""
+                ),
+            );
+            Level::Info
+        }),
+        None => Level::Info,
+    };
+    let tls = get_table(c, t, "tls").map_or_else(TlsOptions::default, |tt| parse_tls(c, tt));
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        let (_, tv) = find(t, "tls").expect("tls was read");
+        c.error(
+            tv.span(),
+            "`tls.client_cert` and `tls.client_key` go together",
+        );
+    }
+
+    let webhook = Webhook {
+        name: String::new(),
+        enabled: get_bool(c, t, "enabled").unwrap_or(true),
+        url: url?,
+        format: format?,
+        method,
+        headers,
+        auth,
+        timeout_ms: get_duration(c, t, "timeout").unwrap_or(def_timeout),
+        retries: get_int(c, t, "retries", 0, i64::from(MAX_RETRIES)).unwrap_or(def_retries) as u32,
+        retry_interval_ms: get_duration(c, t, "retry_interval").unwrap_or(2000),
+        retry_after_max_ms: get_duration(c, t, "retry_after_max").unwrap_or(300_000),
+        language,
+        events,
+        min_level,
+        tls,
+    };
+    let (name, name_span) = name?;
+    if !valid_name(c, name, name_span.clone(), "webhook") {
+        return None;
+    }
+    Some((
+        Webhook {
+            name: name.to_string(),
+            ..webhook
+        },
+        name_span,
+    ))
+}
+
+fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
+    check_keys(
+        c,
+        t,
+        &[
+            "type",
+            "token",
+            "token_env",
+            "token_file",
+            "username",
+            "password",
+            "password_env",
+            "password_file",
+        ],
+        &[],
+        "`auth`",
+    );
+    let kind = get_str(c, t, "type");
+    match kind {
+        None | Some(("none", _)) => {
+            if kind.is_none() && find(t, "type").is_none() {
+                if let Some((k, _)) = t.iter().next() {
+                    c.error(
+                        k.span(),
+                        "`auth` needs `type`: \"none\", \"bearer\" or \"basic\"",
+                    );
+                }
+            }
+            Auth::None
+        }
+        Some(("bearer", span)) => secret(c, t, "token", span).map_or(Auth::None, Auth::Bearer),
+        Some(("basic", span)) => {
+            let username = match get_str(c, t, "username") {
+                Some((u, uspan)) => {
+                    if u.contains(':') {
+                        c.error(uspan, "a Basic auth `username` cannot contain `:`");
+                    }
+                    u.to_string()
+                }
+                None => {
+                    c.error(span.clone(), "Basic auth needs `username`");
+                    String::new()
+                }
+            };
+            match secret(c, t, "password", span) {
+                Some(password) => Auth::Basic { username, password },
+                None => Auth::None,
+            }
+        }
+        Some((other, span)) => {
+            c.error(
+                span,
+                format!("unknown auth type `{other}`: expected \"none\", \"bearer\" or \"basic\""),
+            );
+            Auth::None
+        }
+    }
+}
+
+/// Reads `key`, `key_env` or `key_file` (exactly one). A relative `*_file` is looked up in
+/// `$CREDENTIALS_DIRECTORY` first (systemd's `LoadCredential=`).
+fn secret(c: &mut Collector, t: &DeTable, key: &str, type_span: Range<usize>) -> Option<Secret> {
+    let env_key = format!("{key}_env");
+    let file_key = format!("{key}_file");
+    let given: Vec<&str> = [key, env_key.as_str(), file_key.as_str()]
+        .into_iter()
+        .filter(|k| find(t, k).is_some())
+        .collect();
+    if given.len() != 1 {
+        c.error(
+            type_span,
+            format!("give exactly one of `{key}`, `{env_key}`, `{file_key}`"),
+        );
+        return None;
+    }
+    let (value, span) = get_str(c, t, given[0])?;
+    let found = if given[0] == key {
+        Ok(value.to_string())
+    } else if given[0] == env_key {
+        std::env::var(value).map_err(|_| format!("environment variable `{value}` is not set"))
+    } else {
+        let path = Path::new(value);
+        let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) if path.is_relative() && Path::new(&dir).join(path).exists() => {
+                Path::new(&dir).join(path)
+            }
+            _ => path.to_path_buf(),
+        };
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+    };
+    match found {
+        Ok(s) if s.is_empty() => {
+            c.error(span, format!("`{}` is empty", given[0]));
+            None
+        }
+        Ok(s) if s.bytes().any(|b| b.is_ascii_control()) => {
+            c.error(span, format!("`{}` contains control characters", given[0]));
+            None
+        }
+        Ok(s) => Some(Secret(s)),
+        Err(m) => {
+            c.error(span, format!("`{}`: {m}", given[0]));
+            None
+        }
+    }
+}
+
+fn parse_tls(c: &mut Collector, t: &DeTable) -> TlsOptions {
+    check_keys(
+        c,
+        t,
+        &[
+            "ca_file",
+            "client_cert",
+            "client_key",
+            "insecure_skip_verify",
+        ],
+        &[],
+        "`tls`",
+    );
+    let mut path = |key: &str| {
+        get_str(c, t, key)
+            .filter(|(s, _)| !s.is_empty())
+            .map(|(s, _)| PathBuf::from(s))
+    };
+    let ca_file = path("ca_file");
+    let client_cert = path("client_cert");
+    let client_key = path("client_key");
+    TlsOptions {
+        ca_file,
+        client_cert,
+        client_key,
+        insecure_skip_verify: get_bool(c, t, "insecure_skip_verify").unwrap_or(false),
+    }
+}
+
+/// Appends `s` percent-encoded (RFC 3986 unreserved characters stay as they are).
+pub fn percent_encode_into(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

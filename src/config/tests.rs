@@ -1,0 +1,118 @@
+use super::*;
+
+const GOOD: &str = r#"
+[agent]
+device_id = "gw-0042"
+hostname = "gw"
+interval = "2s"
+labels = { site = "north-3" }
+
+[[rule]]
+name = "mem-high"
+metric = "mem.used_percent"
+critical = "> 95"
+warn = "> 85"
+times = 3
+notify = ["ops"]
+
+[[rule]]
+name = "root-full"
+metric = "disk.used_percent"
+match = { mount = "/" }
+warn = ">= 90"
+within = 5
+times = 2
+repeat = "30m"
+no_data = "alert"
+notify = ["ops"]
+
+[[webhook]]
+name = "ops"
+url = "http://127.0.0.1:9/alarm"
+format = "cloudmonitor-json"
+query = { device = "gw 42" }
+headers = { "X-Site" = "north-3" }
+auth = { type = "bearer", token = "s3cret" }
+"#;
+
+fn errors(src: &str) -> Vec<String> {
+    match parse(src, "t.toml") {
+        Ok(_) => Vec::new(),
+        Err(d) => d.0.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_good_config_validates() {
+    let c = parse(GOOD, "t.toml").expect("valid");
+    assert_eq!(c.agent.device_id, "gw-0042");
+    assert_eq!(c.agent.interval_ms, 2000);
+    assert_eq!(
+        c.agent.labels,
+        vec![("site".to_string(), "north-3".to_string())]
+    );
+    assert_eq!(c.rules.len(), 2);
+    assert_eq!(c.rules[0].spec.times, 3);
+    assert_eq!(c.rules[1].spec.within, Some(5));
+    assert_eq!(c.rules[1].spec.match_dim.as_deref(), Some("/"));
+    assert_eq!(c.rules[1].spec.repeat_ms, Some(1_800_000));
+    assert_eq!(c.rules[1].notify, vec![0]);
+    let w = &c.webhooks[0];
+    assert_eq!(
+        (w.timeout_ms, w.retries, w.retry_interval_ms),
+        (5000, 3, 2000),
+        "cloudmonitor defaults (seeds 001/003)"
+    );
+    assert_eq!(w.url.path_and_query, "/alarm?device=gw%2042");
+    assert_eq!(w.auth, Auth::Bearer(Secret("s3cret".into())));
+    assert!(
+        !format!("{:?}", w.auth).contains("s3cret"),
+        "Debug must not show secrets"
+    );
+}
+
+#[test]
+fn every_error_is_reported_with_its_position() {
+    let src = "[agent]\ninterval = \"5 s\"\nbogus = 1\n\n[[rule]]\nname = \"r\"\nmetric = \"cpu.usage\"\ncritical = \"=> 3\"\nnotify = [\"nobody\"]\n";
+    let e = errors(src);
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert!(
+        e[0].starts_with("t.toml:2:12: `interval`: invalid duration"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("t.toml:3:1: unknown key `bogus` in [agent]"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].starts_with("t.toml:7:10: unknown metric `cpu.usage`"),
+        "{}",
+        e[2]
+    );
+    assert!(
+        e[3].starts_with("t.toml:8:12: `critical`: invalid condition"),
+        "{}",
+        e[3]
+    );
+    assert!(
+        e[4].starts_with("t.toml:9:11: `notify` names webhook `nobody`"),
+        "{}",
+        e[4]
+    );
+}
+
+#[test]
+fn defaults() {
+    let c = parse(
+        "[[webhook]]\nname = \"w\"\nurl = \"https://h/\"\nformat = \"cloudmonitor-json\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.agent.interval_ms, 5000);
+    assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/tocsin"));
+    assert_eq!(c.webhooks[0].events, EventMask::DEFAULT);
+    assert_eq!(c.webhooks[0].retry_after_max_ms, 300_000);
+    assert!(c.webhooks[0].enabled);
+}

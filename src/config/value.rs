@@ -1,0 +1,289 @@
+//! Parsers for the small languages inside config strings: durations, conditions, URLs.
+//! Pure functions: text in, value or message out.
+
+use crate::limits::{MAX_DURATION_MS, MAX_URL_LEN, MIN_DURATION_MS};
+use crate::rule::{Condition, Op};
+
+/// Parses `"100ms"`, `"5s"`, `"2m"`, `"1h"`, `"1m30s"` into milliseconds, within
+/// [`MIN_DURATION_MS`]..=[`MAX_DURATION_MS`].
+///
+/// # Errors
+/// A message naming what is wrong, for a diagnostic.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!("invalid duration `{s}`: expected a number with a unit (ms, s, m, h), like \"5s\" or \"1m30s\"")
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(factor)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if total < MIN_DURATION_MS {
+        return Err(format!("duration `{s}` is too short: the minimum is 100ms"));
+    }
+    if total > MAX_DURATION_MS {
+        return Err(format!("duration `{s}` is too long: the maximum is 168h"));
+    }
+    Ok(total)
+}
+
+/// Parses a condition such as `"> 95"`, `">=0.5"`, `"== 1"`.
+///
+/// # Errors
+/// A message naming what is wrong, for a diagnostic.
+pub fn parse_condition(s: &str) -> Result<Condition, String> {
+    let t = s.trim();
+    let (op, rest) = [
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+    ]
+    .into_iter()
+    .find_map(|(p, op)| t.strip_prefix(p).map(|r| (op, r)))
+    .ok_or_else(|| {
+        format!("invalid condition `{s}`: expected an operator (> >= < <= == !=) and a number, like \"> 90\"")
+    })?;
+    let num = rest.trim();
+    let value: f64 = num
+        .parse()
+        .ok()
+        .filter(|v: &f64| {
+            v.is_finite() && !num.is_empty() && !num.starts_with(['+', 'i', 'I', 'n', 'N'])
+        })
+        .ok_or_else(|| format!("invalid condition `{s}`: `{num}` is not a finite number"))?;
+    Ok(Condition { op, value })
+}
+
+/// URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+/// A parsed absolute http(s) URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// http or https.
+    pub scheme: Scheme,
+    /// Host name or IP address literal (IPv6 without brackets).
+    pub host: String,
+    /// Port (default 80 / 443).
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path_and_query: String,
+    /// The full URL as written.
+    pub text: String,
+}
+
+impl Url {
+    /// The `Host` header value: host, bracketed if IPv6, with the port unless it is the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Parses an absolute `http://` or `https://` URL.
+///
+/// # Errors
+/// A message naming what is wrong, for a diagnostic.
+pub fn parse_url(s: &str) -> Result<Url, String> {
+    if s.len() > MAX_URL_LEN {
+        return Err(format!(
+            "URL is {} bytes long; the limit is {MAX_URL_LEN}",
+            s.len()
+        ));
+    }
+    if s.chars().any(|c| c.is_ascii_control() || c == ' ') {
+        return Err("URL contains spaces or control characters; percent-encode them".into());
+    }
+    let (scheme, rest) = if let Some(r) = s.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else if let Some(r) = s.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else {
+        return Err(format!("URL `{s}` must start with http:// or https://"));
+    };
+    #[cfg(not(feature = "tls"))]
+    if scheme == Scheme::Https {
+        return Err("https URLs need a build with the `tls` feature".into());
+    }
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    if authority.contains('@') {
+        return Err(
+            "credentials in the URL are not allowed: use `auth` (they would leak into logs)".into(),
+        );
+    }
+    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+        let close = r.find(']').ok_or("unclosed `[` in URL host")?;
+        let host = &r[..close];
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address"));
+        }
+        (host, &r[close + 1..])
+    } else {
+        let colon = authority.find(':').unwrap_or(authority.len());
+        (&authority[..colon], &authority[colon..])
+    };
+    if host.is_empty() {
+        return Err(format!("URL `{s}` has no host"));
+    }
+    if !host.contains(':')
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(format!("`{host}` is not a valid host name"));
+    }
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        },
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("`{p}` is not a valid port"))?,
+        None => return Err(format!("unexpected `{port}` after the URL host")),
+    };
+    let tail = tail.split('#').next().unwrap_or("");
+    let path_and_query = if tail.starts_with('/') {
+        tail.to_string()
+    } else {
+        format!("/{tail}")
+    };
+    Ok(Url {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+        path_and_query,
+        text: s.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, ms) in [
+            ("100ms", 100),
+            ("5s", 5000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1m30s", 90_000),
+            (" 10s ", 10_000),
+        ] {
+            assert_eq!(parse_duration(s), Ok(ms), "{s}");
+        }
+        for s in [
+            "",
+            "5",
+            "s",
+            "5 s",
+            "5sec",
+            "-5s",
+            "99ms",
+            "1.5s",
+            "200h",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(s).is_err(), "{s} should be rejected");
+        }
+    }
+
+    #[test]
+    fn conditions() {
+        let c = parse_condition("> 95").unwrap();
+        assert_eq!((c.op, c.value), (Op::Gt, 95.0));
+        assert_eq!(parse_condition(">=0.5").unwrap().op, Op::Ge);
+        assert_eq!(parse_condition("<= -3").unwrap().value, -3.0);
+        assert_eq!(parse_condition("== 1").unwrap().op, Op::Eq);
+        assert_eq!(parse_condition("!=0").unwrap().op, Op::Ne);
+        assert_eq!(parse_condition("< 1e3").unwrap().value, 1000.0);
+        for s in [
+            "95", "=> 3", "> ", "> abc", "> inf", "> NaN", "~ 3", ">> 3", "> +5",
+        ] {
+            assert!(parse_condition(s).is_err(), "{s} should be rejected");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let u = parse_url("http://127.0.0.1:8080/hook?a=1#frag").unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path_and_query.as_str()),
+            (Scheme::Http, "127.0.0.1", 8080, "/hook?a=1")
+        );
+        assert_eq!(u.host_header(), "127.0.0.1:8080");
+        let u = parse_url("https://Example.NET").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path_and_query.as_str()),
+            ("example.net", 443, "/")
+        );
+        assert_eq!(u.host_header(), "example.net");
+        let u = parse_url("http://[::1]:9/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9));
+        assert_eq!(u.host_header(), "[::1]:9");
+        for s in [
+            "ftp://x",
+            "http://",
+            "http://:80/",
+            "http://a:0/",
+            "http://a:99999/",
+            "http://u:p@h/",
+            "http://a b/",
+            "http://[zz]/",
+            "http://h:80x/",
+        ] {
+            assert!(parse_url(s).is_err(), "{s} should be rejected");
+        }
+    }
+}

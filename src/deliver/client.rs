@@ -1,0 +1,304 @@
+//! One webhook's HTTP/1.1 connection: hyper's connection API plus what it leaves to us —
+//! name resolution, a bounded connect, TLS, keep-alive reuse.
+//!
+//! hyper's `handshake` gives a `SendRequest` and a `Connection` future; the connection is
+//! spawned and lives while the server keeps it open. A request on a reused connection that
+//! fails because the connection was already gone (closed by the server or a NAT while idle)
+//! is sent again on a fresh one and does not count as an attempt. A timeout drops the
+//! connection, so the next attempt reconnects.
+
+use crate::config::{Scheme, Url};
+use crate::limits::MAX_RESPONSE_BODY_LEN;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The parts of a response delivery cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The raw `Retry-After` value, if any.
+    pub retry_after: Option<heapless::String<64>>,
+}
+
+/// Why an attempt got no response.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The host name did not resolve.
+    Resolve(io::Error),
+    /// No address could be connected to.
+    Connect(io::Error),
+    /// The TLS handshake failed (certificate, protocol).
+    Tls(io::Error),
+    /// HTTP-level failure: reset, malformed response, closed mid-response.
+    Http(hyper::Error),
+    /// No complete response within the webhook's `timeout`.
+    Timeout,
+}
+
+impl SendError {
+    /// Every failure to get a response is worth a retry: the network may come back.
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Resolve(e) => write!(f, "cannot resolve host: {e}"),
+            SendError::Connect(e) => write!(f, "cannot connect: {e}"),
+            SendError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            SendError::Http(e) => write!(f, "HTTP error: {e}"),
+            SendError::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Resolve(e) | SendError::Connect(e) | SendError::Tls(e) => Some(e),
+            SendError::Http(e) => Some(e),
+            SendError::Timeout => None,
+        }
+    }
+}
+
+/// A plain or TLS stream.
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// TLS settings of a client: `None` for plain HTTP.
+#[cfg(feature = "tls")]
+pub type TlsConfig = Option<std::sync::Arc<rustls::ClientConfig>>;
+/// TLS settings of a client (this build has no TLS).
+#[cfg(not(feature = "tls"))]
+pub type TlsConfig = Option<std::convert::Infallible>;
+
+/// One endpoint's connection, reused between requests while the server keeps it open.
+pub struct Client {
+    url: Url,
+    tls: TlsConfig,
+    conn: Option<SendRequest<Full<Bytes>>>,
+    /// Connections opened so far (for status and tests).
+    pub connects: u64,
+}
+
+impl Client {
+    /// A client for `url`'s host and port; `tls` must be set for https.
+    pub fn new(url: Url, tls: TlsConfig) -> Client {
+        Client {
+            url,
+            tls,
+            conn: None,
+            connects: 0,
+        }
+    }
+
+    /// Sends one request and reads the whole response (bounded), within `timeout`.
+    /// `make` builds the request; it may be called twice when a kept-alive connection
+    /// turns out to be dead.
+    ///
+    /// # Errors
+    /// No response: resolve, connect, TLS or HTTP failure, or timeout.
+    pub async fn send(
+        &mut self,
+        make: &(dyn Fn() -> Request<Full<Bytes>> + Sync),
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
+        match tokio::time::timeout(timeout, self.send_inner(make)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.conn = None;
+                Err(SendError::Timeout)
+            }
+        }
+    }
+
+    async fn send_inner(
+        &mut self,
+        make: &(dyn Fn() -> Request<Full<Bytes>> + Sync),
+    ) -> Result<Response, SendError> {
+        loop {
+            let (mut sender, reused) = match self.conn.take() {
+                Some(s) if !s.is_closed() => (s, true),
+                _ => (self.connect().await?, false),
+            };
+            if let Err(e) = sender.ready().await {
+                if reused {
+                    continue;
+                }
+                return Err(SendError::Http(e));
+            }
+            let resp = match sender.send_request(make()).await {
+                Ok(r) => r,
+                // The idle connection died before our request got an answer: not an attempt.
+                Err(e)
+                    if reused
+                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(SendError::Http(e)),
+            };
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| heapless::String::try_from(v).ok());
+            // Read (and drop) the body so the connection can be reused; a huge body is
+            // not read to its end and the connection is dropped instead.
+            let mut body = resp.into_body();
+            let mut seen = 0usize;
+            let mut reusable = true;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => {
+                        seen += f.data_ref().map_or(0, Bytes::len);
+                        if seen > MAX_RESPONSE_BODY_LEN {
+                            reusable = false;
+                            break;
+                        }
+                    }
+                    Err(_) => {
+                        reusable = false;
+                        break;
+                    }
+                }
+            }
+            if reusable {
+                self.conn = Some(sender);
+            }
+            return Ok(Response {
+                status,
+                retry_after,
+            });
+        }
+    }
+
+    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        let host = self.url.host.as_str();
+        let port = self.url.port;
+        let mut addrs: heapless::Vec<SocketAddr, 8> = heapless::Vec::new();
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let _ = addrs.push(SocketAddr::new(ip, port));
+        } else {
+            for a in tokio::net::lookup_host((host, port))
+                .await
+                .map_err(SendError::Resolve)?
+            {
+                if addrs.push(a).is_err() {
+                    break;
+                }
+            }
+        }
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for host");
+        let mut tcp = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let tcp = tcp.ok_or(SendError::Connect(last))?;
+        let _ = tcp.set_nodelay(true);
+        self.connects += 1;
+        let stream = match self.url.scheme {
+            Scheme::Http => Stream::Plain(tcp),
+            #[cfg(feature = "tls")]
+            Scheme::Https => {
+                let config = self.tls.clone().ok_or_else(|| {
+                    SendError::Tls(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "https without TLS settings",
+                    ))
+                })?;
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| SendError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(SendError::Tls)?;
+                Stream::Tls(Box::new(tls))
+            }
+            #[cfg(not(feature = "tls"))]
+            Scheme::Https => {
+                return Err(SendError::Tls(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "built without TLS",
+                )));
+            }
+        };
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(SendError::Http)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}

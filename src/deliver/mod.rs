@@ -1,0 +1,318 @@
+//! Delivery: one bounded outbox and one task per webhook, so a slow or dead endpoint never
+//! delays sampling or another webhook.
+//!
+//! Each attempt of an event carries the same `X-Tocsin-Event-Id`. 2xx is success; connect
+//! errors, timeouts, 408, 429 and 5xx except 501 are retried up to `retries` more times,
+//! `retry_interval` apart plus 0-25 % jitter, honouring `Retry-After` up to
+//! `retry_after_max`; other statuses are final.
+
+pub mod client;
+pub mod retry;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+use crate::config::{Auth, Config, Scheme, Webhook};
+use crate::event::Event;
+use crate::limits::{MAX_BODY_LEN, OUTBOX_CAPACITY};
+use crate::render::{self, base64_into, Origin};
+use bytes::Bytes;
+use client::{Client, TlsConfig};
+use http_body_util::Full;
+use hyper::Request;
+use retry::{classify, parse_retry_after, RetryPolicy, Verdict};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("tocsin/", env!("CARGO_PKG_VERSION"));
+
+/// Send for real, or print each request instead (`run --dry-run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Deliver over the network.
+    Send,
+    /// Print the request to stdout (secrets redacted) and count it as delivered.
+    DryRun,
+}
+
+/// The request headers for `event`, in order. With `redact`, secrets are replaced.
+pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = vec![
+        ("Host".into(), wh.url.host_header()),
+        ("User-Agent".into(), USER_AGENT.into()),
+        (
+            "Content-Type".into(),
+            render::content_type(wh.format).into(),
+        ),
+        (
+            "X-Tocsin-Event-Id".into(),
+            event.id.to_text().as_str().into(),
+        ),
+        ("X-Tocsin-Event-Type".into(), event.kind.as_str().into()),
+    ];
+    match &wh.auth {
+        Auth::None => {}
+        Auth::Bearer(token) => {
+            let v = if redact { "<redacted>" } else { token.expose() };
+            h.push(("Authorization".into(), format!("Bearer {v}")));
+        }
+        Auth::Basic { username, password } => {
+            let mut v = String::from("Basic ");
+            if redact {
+                v.push_str("<redacted>");
+            } else {
+                base64_into(
+                    format!("{username}:{}", password.expose()).as_bytes(),
+                    &mut v,
+                );
+            }
+            h.push(("Authorization".into(), v));
+        }
+    }
+    h.extend(wh.headers.iter().cloned());
+    h
+}
+
+/// Builds the hyper request for one attempt.
+pub fn build_request(wh: &Webhook, event: &Event, body: Bytes) -> Request<Full<Bytes>> {
+    let mut b = Request::builder()
+        .method(wh.method.as_str())
+        .uri(wh.url.path_and_query.as_str());
+    for (k, v) in headers(wh, event, false) {
+        b = b.header(k, v);
+    }
+    b.body(Full::new(body)).unwrap_or_else(|_| {
+        // Every header was validated at load; a failure here is a bug, not bad input.
+        let mut r = Request::new(Full::new(Bytes::new()));
+        *r.method_mut() = hyper::Method::POST;
+        r
+    })
+}
+
+/// The request as text, secrets redacted: what `--dry-run` and `render` print.
+pub fn format_request(wh: &Webhook, event: &Event, body: &[u8]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} {} HTTP/1.1",
+        wh.method.as_str(),
+        wh.url.path_and_query
+    );
+    for (k, v) in headers(wh, event, true) {
+        let _ = writeln!(s, "{k}: {v}");
+    }
+    let _ = writeln!(s, "Content-Length: {}", body.len());
+    let _ = writeln!(s);
+    s.push_str(&String::from_utf8_lossy(body));
+    s.push('\n');
+    s
+}
+
+/// Renders `event` for `wh` into `buf`.
+///
+/// # Errors
+/// The payload does not fit the fixed buffer.
+pub fn render_for(
+    cfg: &Config,
+    wh: &Webhook,
+    event: &Event,
+    buf: &mut [u8],
+) -> Result<usize, render::RenderError> {
+    let origin = Origin {
+        device_id: &cfg.agent.device_id,
+        hostname: &cfg.agent.hostname,
+    };
+    render::render(wh.format, event, &origin, buf)
+}
+
+/// How one event's delivery ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The last status received, if any.
+    pub status: Option<u16>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// From the first attempt to the end.
+    pub elapsed: Duration,
+    /// Whether a 2xx arrived.
+    pub delivered: bool,
+    /// The last error or rejecting status, if not delivered.
+    pub error: Option<String>,
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u32::from_ne_bytes(b)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Delivers one rendered event with the webhook's retry policy, logging each outcome.
+/// `max_attempts` caps attempts below the policy (`tocsin test` makes one).
+pub async fn deliver(
+    client: &mut Client,
+    wh: &Webhook,
+    event: &Event,
+    body: Bytes,
+    max_attempts: u32,
+) -> Delivery {
+    let policy = RetryPolicy {
+        retries: wh.retries,
+        interval_ms: wh.retry_interval_ms,
+        retry_after_max_ms: wh.retry_after_max_ms,
+    };
+    let attempts_allowed = (1 + policy.retries).min(max_attempts.max(1));
+    let id = event.id.to_text();
+    let kind = event.kind.as_str();
+    let timeout = Duration::from_millis(wh.timeout_ms);
+    let start = Instant::now();
+    let mut last_status = None;
+    for attempt in 1..=attempts_allowed {
+        let t0 = Instant::now();
+        let result = client
+            .send(&|| build_request(wh, event, body.clone()), timeout)
+            .await;
+        let ms = t0.elapsed().as_millis();
+        let (verdict, retry_after, what) = match result {
+            Ok(r) => {
+                last_status = Some(r.status);
+                let ra = r
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, unix_ms()));
+                (classify(r.status), ra, format!("HTTP {}", r.status))
+            }
+            Err(e) => (Verdict::Retry, None, e.to_string()),
+        };
+        let done = |delivered: bool, error: Option<String>| Delivery {
+            status: last_status,
+            attempts: attempt,
+            elapsed: start.elapsed(),
+            delivered,
+            error,
+        };
+        match verdict {
+            Verdict::Delivered => {
+                crate::info!(
+                    "webhook {}: delivered {kind} {id}: {what} in {ms} ms (attempt {attempt})",
+                    wh.name
+                );
+                return done(true, None);
+            }
+            Verdict::Final => {
+                crate::error!(
+                    "webhook {}: {kind} {id} rejected: {what}; not retried",
+                    wh.name
+                );
+                return done(false, Some(what));
+            }
+            Verdict::Retry if attempt < attempts_allowed => {
+                let delay = policy.delay_ms(retry_after, random_u32());
+                crate::warn!(
+                    "webhook {}: {kind} {id} attempt {attempt}/{attempts_allowed} failed: {what}; retrying in {} ms",
+                    wh.name,
+                    delay
+                );
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            Verdict::Retry => {
+                crate::error!(
+                    "webhook {}: giving up on {kind} {id} after {attempt} attempts: {what}",
+                    wh.name
+                );
+                return done(false, Some(what));
+            }
+        }
+    }
+    Delivery {
+        status: last_status,
+        attempts: 0,
+        elapsed: start.elapsed(),
+        delivered: false,
+        error: Some("no attempt allowed".into()),
+    }
+}
+
+/// The TLS settings `wh` needs: `None` for http.
+///
+/// # Errors
+/// The TLS settings cannot be built (unreadable CA file, bad client key, …).
+pub fn tls_for(wh: &Webhook) -> Result<TlsConfig, String> {
+    match wh.url.scheme {
+        Scheme::Http => Ok(None),
+        #[cfg(feature = "tls")]
+        Scheme::Https => {
+            if wh.tls.insecure_skip_verify {
+                crate::warn!(
+                    "webhook {}: tls.insecure_skip_verify is set: ANY certificate is accepted, the receiver is NOT authenticated",
+                    wh.name
+                );
+            }
+            tls::client_config(&wh.tls)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(not(feature = "tls"))]
+        Scheme::Https => Err("this build has no TLS".into()),
+    }
+}
+
+/// A webhook's outbox: the sending half, and the task draining it.
+pub struct Outbox {
+    /// Bounded queue of events for this webhook.
+    pub tx: mpsc::Sender<Event>,
+    /// The worker; it ends when every sender is dropped and the queue is empty.
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the worker of webhook `index`.
+///
+/// # Errors
+/// The webhook's TLS settings cannot be built.
+pub fn spawn_outbox(cfg: Arc<Config>, index: usize, mode: Mode) -> Result<Outbox, String> {
+    let tls = tls_for(&cfg.webhooks[index])?;
+    let (tx, mut rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
+    let task = tokio::spawn(async move {
+        let wh = &cfg.webhooks[index];
+        let mut client = Client::new(wh.url.clone(), tls);
+        let mut buf = vec![0u8; MAX_BODY_LEN].into_boxed_slice();
+        while let Some(event) = rx.recv().await {
+            let n = match render_for(&cfg, wh, &event, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    crate::error!(
+                        "webhook {}: {} {}: {e}",
+                        wh.name,
+                        event.kind.as_str(),
+                        event.id.to_text()
+                    );
+                    continue;
+                }
+            };
+            match mode {
+                Mode::DryRun => {
+                    use std::io::Write as _;
+                    let text = format!(
+                        "# webhook {} (dry run)\n{}\n",
+                        wh.name,
+                        format_request(wh, &event, &buf[..n])
+                    );
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                }
+                Mode::Send => {
+                    let body = Bytes::copy_from_slice(&buf[..n]);
+                    deliver(&mut client, wh, &event, body, u32::MAX).await;
+                }
+            }
+        }
+    });
+    Ok(Outbox { tx, task })
+}

@@ -1,0 +1,283 @@
+//! The one event type that flows from rules (and the agent itself) to delivery.
+//!
+//! An [`Event`] is plain fixed-size data: it is built once, copied into each webhook's
+//! outbox, and rendered there. Nothing in it points to the heap.
+
+use crate::limits::{MAX_DIM_VALUE_LEN, MAX_NAME_LEN};
+use crate::metric::{DimValue, Metric};
+use crate::rule::{AlertState, Condition, Level, Millis, Transition, TransitionKind};
+use core::fmt::Write as _;
+
+/// The kinds of event, as webhook `events` filters name them (seed 004's event types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A rule fired, changed level, or repeats.
+    Alarm,
+    /// A rule recovered.
+    Recovery,
+    /// A rule has had no data.
+    NoData,
+    /// The agent started.
+    AgentStart,
+    /// The agent is stopping.
+    AgentStop,
+    /// The config was reloaded (or a fallback was used).
+    ConfigReload,
+    /// The device rebooted.
+    Reboot,
+    /// An event could not be delivered.
+    DeliveryFailed,
+    /// Dead-man's switch.
+    Heartbeat,
+    /// `tocsin test`.
+    Test,
+}
+
+impl EventType {
+    /// Every type, in the order the design lists them.
+    pub const ALL: [EventType; 10] = [
+        EventType::Alarm,
+        EventType::Recovery,
+        EventType::NoData,
+        EventType::AgentStart,
+        EventType::AgentStop,
+        EventType::ConfigReload,
+        EventType::Reboot,
+        EventType::DeliveryFailed,
+        EventType::Heartbeat,
+        EventType::Test,
+    ];
+
+    /// The config / template spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Alarm => "alarm",
+            EventType::Recovery => "recovery",
+            EventType::NoData => "no_data",
+            EventType::AgentStart => "agent_start",
+            EventType::AgentStop => "agent_stop",
+            EventType::ConfigReload => "config_reload",
+            EventType::Reboot => "reboot",
+            EventType::DeliveryFailed => "delivery_failed",
+            EventType::Heartbeat => "heartbeat",
+            EventType::Test => "test",
+        }
+    }
+
+    /// Parses the config spelling.
+    pub fn from_name(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// This type's bit in an [`EventMask`].
+    pub fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventMask(pub u16);
+
+impl EventMask {
+    /// The default for a webhook: every type but `heartbeat`.
+    pub const DEFAULT: EventMask = EventMask(0x3ff & !(1 << EventType::Heartbeat as u16));
+
+    /// Whether `t` is in the set.
+    pub fn contains(self, t: EventType) -> bool {
+        self.0 & t.bit() != 0
+    }
+}
+
+/// The language of human-readable content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    /// English.
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+impl Language {
+    /// Parses `en` / `zh`.
+    pub fn from_config(s: &str) -> Option<Language> {
+        match s {
+            "en" => Some(Language::En),
+            "zh" => Some(Language::Zh),
+            _ => None,
+        }
+    }
+}
+
+/// A 128-bit event id, unique across restarts: 48 bits of unix milliseconds and 80 random
+/// bits, printed in the UUID version 7 layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct EventId(pub [u8; 16]);
+
+impl EventId {
+    /// Builds a UUIDv7-shaped id from the time and 10 random bytes.
+    pub fn new(now: Millis, random: [u8; 10]) -> EventId {
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&now.to_be_bytes()[2..]);
+        b[6..].copy_from_slice(&random);
+        b[6] = 0x70 | (b[6] & 0x0f);
+        b[8] = 0x80 | (b[8] & 0x3f);
+        EventId(b)
+    }
+
+    /// The 36-character hyphenated form.
+    pub fn to_text(&self) -> heapless::String<36> {
+        let mut s = heapless::String::new();
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                let _ = s.push('-');
+            }
+            let _ = write!(s, "{byte:02x}");
+        }
+        s
+    }
+}
+
+/// Short text owned by an event (names).
+pub type Name = heapless::String<MAX_NAME_LEN>;
+
+/// One event, complete: everything a payload may need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Unique id; the idempotency key every attempt carries.
+    pub id: EventId,
+    /// What happened.
+    pub kind: EventType,
+    /// Index of the rule in the config (rule events only).
+    pub rule: Option<usize>,
+    /// The rule's name, or empty.
+    pub rule_name: Name,
+    /// The alert state.
+    pub state: AlertState,
+    /// The level.
+    pub level: Level,
+    /// The level before (equal to `level` when it did not change).
+    pub prev_level: Level,
+    /// The metric, for rule events.
+    pub metric: Option<Metric>,
+    /// The dimension value of the series (empty if none).
+    pub dim: DimValue,
+    /// The value that caused the event.
+    pub value: Option<f64>,
+    /// The threshold of `level`.
+    pub threshold: Option<Condition>,
+    /// Breaches counted.
+    pub times: u32,
+    /// When the event was made (unix ms).
+    pub timestamp_ms: Millis,
+    /// First breach of this episode.
+    pub first_trigger_ms: Millis,
+    /// Latest breach.
+    pub last_trigger_ms: Millis,
+    /// Free text for agent events (e.g. the reason of a config reload), or empty.
+    pub detail: heapless::String<MAX_DIM_VALUE_LEN>,
+}
+
+impl Event {
+    /// An event for a rule transition.
+    pub fn from_transition(
+        t: &Transition,
+        rule_name: &str,
+        metric: Metric,
+        id: EventId,
+        now: Millis,
+    ) -> Event {
+        let kind = match t.kind {
+            TransitionKind::Alarm => EventType::Alarm,
+            TransitionKind::Recovery => EventType::Recovery,
+            TransitionKind::NoData => EventType::NoData,
+        };
+        Event {
+            id,
+            kind,
+            rule: Some(t.rule),
+            rule_name: truncated(rule_name),
+            state: t.state,
+            level: t.level,
+            prev_level: t.prev_level,
+            metric: Some(metric),
+            dim: t.dim.clone(),
+            value: t.value,
+            threshold: t.threshold,
+            times: t.times,
+            timestamp_ms: now,
+            first_trigger_ms: t.first_trigger_ms,
+            last_trigger_ms: t.last_trigger_ms,
+            detail: heapless::String::new(),
+        }
+    }
+
+    /// An agent event (`agent_start`, `test`, …) with an optional detail text.
+    pub fn agent(kind: EventType, id: EventId, now: Millis, detail: &str) -> Event {
+        Event {
+            id,
+            kind,
+            rule: None,
+            rule_name: Name::new(),
+            state: AlertState::Ok,
+            level: Level::Info,
+            prev_level: Level::Info,
+            metric: None,
+            dim: DimValue::new(),
+            value: None,
+            threshold: None,
+            times: 0,
+            timestamp_ms: now,
+            first_trigger_ms: now,
+            last_trigger_ms: now,
+            detail: truncated(detail),
+        }
+    }
+
+    /// Whether this event carries a level that `min_level` filters (rule events do).
+    pub fn has_level(&self) -> bool {
+        self.rule.is_some()
+    }
+}
+
+/// Copies as much of `s` as fits, cutting at a character boundary.
+pub fn truncated<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = heapless::String::new();
+    let _ = out.push_str(&s[..end]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_is_uuid_v7_shaped() {
+        let id = EventId::new(0x0123_4567_89ab, [0xff; 10]);
+        assert_eq!(
+            id.to_text().as_str(),
+            "01234567-89ab-7fff-bfff-ffffffffffff"
+        );
+    }
+
+    #[test]
+    fn default_mask_excludes_heartbeat_only() {
+        for t in EventType::ALL {
+            assert_eq!(
+                EventMask::DEFAULT.contains(t),
+                t != EventType::Heartbeat,
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s: heapless::String<4> = truncated("aéé");
+        assert_eq!(s.as_str(), "aé");
+    }
+}

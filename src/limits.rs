@@ -1,0 +1,49 @@
+//! Every capacity tocsin has, named once.
+//!
+//! A config that would exceed one of these is rejected at load time (`tocsin check`),
+//! so nothing overflows at run time.
+
+/// Most `[[rule]]` tables in one config.
+pub const MAX_RULES: usize = 64;
+/// Most `[[webhook]]` tables in one config.
+pub const MAX_WEBHOOKS: usize = 16;
+/// Most webhook names in one rule's `notify`.
+pub const MAX_NOTIFY: usize = 8;
+/// Longest rule or webhook name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest value of one dimension (a mount point, an interface name, …), in bytes.
+pub const MAX_DIM_VALUE_LEN: usize = 96;
+/// Most samples one sampling cycle produces (all metrics, all dimensions).
+pub const MAX_SAMPLES: usize = 256;
+/// Most mounted filesystems sampled for `disk.*`.
+pub const MAX_MOUNTS: usize = 32;
+/// Most series (distinct dimension values) one rule tracks.
+pub const MAX_SERIES_PER_RULE: usize = 16;
+/// Most events produced by one evaluation cycle.
+pub const MAX_EVENTS_PER_CYCLE: usize = 64;
+/// Largest `times` / `within` / `clear_times` / `no_data_after`.
+pub const MAX_TIMES: u8 = 64;
+/// Longest URL, in bytes.
+pub const MAX_URL_LEN: usize = 512;
+/// Most custom headers on one webhook.
+pub const MAX_HEADERS: usize = 16;
+/// Longest header value, in bytes.
+pub const MAX_HEADER_VALUE_LEN: usize = 512;
+/// Largest rendered request body, in bytes (the fixed render buffer).
+pub const MAX_BODY_LEN: usize = 4096;
+/// Events waiting in one webhook's in-memory outbox.
+pub const OUTBOX_CAPACITY: usize = 64;
+/// Most fleet labels.
+pub const MAX_LABELS: usize = 16;
+/// Largest file tocsin reads from /proc or /sys in one piece, in bytes.
+pub const MAX_PROC_FILE_LEN: usize = 64 * 1024;
+/// Largest config file, in bytes.
+pub const MAX_CONFIG_LEN: usize = 256 * 1024;
+/// Largest response body read (and discarded) from a receiver, in bytes.
+pub const MAX_RESPONSE_BODY_LEN: usize = 64 * 1024;
+/// Most retries one webhook may ask for.
+pub const MAX_RETRIES: u32 = 10;
+/// Shortest accepted duration, in milliseconds.
+pub const MIN_DURATION_MS: u64 = 100;
+/// Longest accepted duration (7 days), in milliseconds.
+pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;

@@ -1,0 +1,5 @@
+//! The `tocsin` binary: everything lives in the library; see `tocsin --help`.
+
+fn main() -> std::process::ExitCode {
+    tocsin::cli::main()
+}

@@ -1,0 +1,111 @@
+//! The cloud-monitor alarm callback, JSON form: seed 001's fields plus seed 003's.
+//!
+//! Every value is a string, as in the seeds' examples: `timestamp` is unix seconds,
+//! `dimensions` a JSON array of objects inside a string, `expression` a JSON array inside
+//! a string (`[{"expression":"$value>90","level":3,"times":2}]`). Levels map to the
+//! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (seed 001: 4 = email, 3 = SMS + email).
+
+use super::text::{fmt_value, json_str_into, FixedWriter};
+use super::{Origin, RenderError};
+use crate::event::Event;
+use crate::rule::Level;
+use core::fmt::Write as _;
+use serde::Serialize;
+
+/// The namespace / metricProject tocsin reports its metrics under.
+pub const NAMESPACE: &str = "tocsin";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    user_id: &'a str,
+    alert_name: &'a str,
+    timestamp: &'a str,
+    alert_state: &'a str,
+    dimensions: &'a str,
+    expression: &'a str,
+    cur_value: &'a str,
+    metric_name: &'a str,
+    metric_project: &'a str,
+    instance_name: &'a str,
+    namespace: &'a str,
+    trigger_level: &'a str,
+    pre_trigger_level: &'a str,
+    rule_id: &'a str,
+}
+
+/// The cloud monitor's number for a level.
+pub fn level_number(l: Level) -> u8 {
+    match l {
+        Level::Critical => 2,
+        Level::Warn => 3,
+        Level::Info => 4,
+    }
+}
+
+pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
+    let full = |_| RenderError::BufferFull;
+
+    // `dimensions`: [{"userId":"…","instanceId":"…","mount":"/"}]
+    let mut dims_buf = [0u8; 512];
+    let mut dims = FixedWriter::new(&mut dims_buf);
+    (|| {
+        dims.write_str("[{\"userId\":")?;
+        json_str_into(&mut dims, o.device_id)?;
+        dims.write_str(",\"instanceId\":")?;
+        json_str_into(&mut dims, o.hostname)?;
+        if let (Some(key), false) = (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+            dims.write_char(',')?;
+            json_str_into(&mut dims, key)?;
+            dims.write_char(':')?;
+            json_str_into(&mut dims, &e.dim)?;
+        }
+        dims.write_str("}]")
+    })()
+    .map_err(full)?;
+
+    // `expression`: [{"expression":"$value>90","level":3,"times":2}]
+    let mut expr_buf = [0u8; 160];
+    let mut expr = FixedWriter::new(&mut expr_buf);
+    match e.threshold {
+        Some(t) => write!(
+            expr,
+            "[{{\"expression\":\"$value{}{}\",\"level\":{},\"times\":{}}}]",
+            t.op.as_str(),
+            fmt_value(t.value),
+            level_number(e.level),
+            e.times.max(1)
+        ),
+        None => expr.write_str("[]"),
+    }
+    .map_err(full)?;
+
+    let mut ts = heapless::String::<20>::new();
+    let _ = write!(ts, "{}", e.timestamp_ms / 1000);
+    let cur = e.value.map(fmt_value).unwrap_or_default();
+    let mut agent_name = heapless::String::<32>::new();
+    let (alert_name, metric_name) = match e.metric {
+        Some(m) => (e.rule_name.as_str(), m.name()),
+        None => {
+            let _ = write!(agent_name, "tocsin.{}", e.kind.as_str());
+            (agent_name.as_str(), e.kind.as_str())
+        }
+    };
+    let body = Body {
+        user_id: o.device_id,
+        alert_name,
+        timestamp: &ts,
+        alert_state: e.state.as_str(),
+        dimensions: dims.as_str(),
+        expression: expr.as_str(),
+        cur_value: &cur,
+        metric_name,
+        metric_project: NAMESPACE,
+        instance_name: o.hostname,
+        namespace: NAMESPACE,
+        trigger_level: e.level.as_str(),
+        pre_trigger_level: e.prev_level.as_str(),
+        rule_id: &e.rule_name,
+    };
+    serde_json_core::to_slice(&body, buf).map_err(|_| RenderError::BufferFull)
+}

@@ -1,0 +1,223 @@
+//! Threshold rules: a pure state machine per rule and series.
+//!
+//! Samples and `now` go in, [`Transition`]s come out. Nothing here reads the clock or
+//! touches files; the service turns transitions into events.
+
+mod eval;
+mod glob;
+
+pub use eval::Evaluator;
+pub use glob::glob_match;
+
+use crate::metric::{DimValue, Metric};
+
+/// Milliseconds since the Unix epoch, passed in by the caller.
+pub type Millis = u64;
+
+/// Alert level, ordered INFO < WARN < CRITICAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Informational.
+    Info,
+    /// Warning.
+    Warn,
+    /// Critical.
+    Critical,
+}
+
+impl Level {
+    /// `CRITICAL`, `WARN` or `INFO`, as seed 003's triggerLevel spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    /// Parses the config spelling (`critical`, `warn`, `info`).
+    pub fn from_config(s: &str) -> Option<Level> {
+        match s {
+            "critical" => Some(Level::Critical),
+            "warn" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            _ => None,
+        }
+    }
+}
+
+/// The alert state of seed 001/003's `alertState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertState {
+    /// No active alert.
+    Ok,
+    /// Firing.
+    Alert,
+    /// The rule has had no data for `no_data_after` samples.
+    InsufficientData,
+}
+
+impl AlertState {
+    /// `OK`, `ALERT` or `INSUFFICIENT_DATA`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Ok => "OK",
+            AlertState::Alert => "ALERT",
+            AlertState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// A comparison operator: `>` `>=` `<` `<=` `==` `!=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    /// The operator as written in config and in expressions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// `op value`, e.g. `> 95`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Condition {
+    /// The comparison.
+    pub op: Op,
+    /// The right-hand side, finite.
+    pub value: f64,
+}
+
+impl Condition {
+    /// Whether `x op value` holds. `==`/`!=` compare exactly: they are meant for 0/1 metrics.
+    pub fn holds(&self, x: f64) -> bool {
+        match self.op {
+            Op::Gt => x > self.value,
+            Op::Ge => x >= self.value,
+            Op::Lt => x < self.value,
+            Op::Le => x <= self.value,
+            Op::Eq => x == self.value,
+            Op::Ne => x != self.value,
+        }
+    }
+}
+
+/// What a rule does once it has had no sample for `no_data_after` cycles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoData {
+    /// Go to INSUFFICIENT_DATA and send a `no_data` event.
+    Alert,
+    /// Treat missing data as OK: a firing rule recovers.
+    Ok,
+    /// Keep the current state, send nothing.
+    Keep,
+}
+
+/// A validated rule, as the evaluator needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSpec {
+    /// The rule's unique name.
+    pub name: heapless::String<{ crate::limits::MAX_NAME_LEN }>,
+    /// The metric it watches.
+    pub metric: Metric,
+    /// Glob over the metric's dimension value (`None`: every series).
+    pub match_dim: Option<DimValue>,
+    /// Thresholds indexed by level: `[info, warn, critical]`.
+    pub thresholds: [Option<Condition>; 3],
+    /// Breaches needed before firing (consecutive, or out of `within`).
+    pub times: u8,
+    /// N-of-M: fire when `times` of the last `within` samples breach.
+    pub within: Option<u8>,
+    /// Separate recovery condition (hysteresis); `None`: recover when no threshold breaches.
+    pub clear: Option<Condition>,
+    /// Consecutive clear samples before recovery.
+    pub clear_times: u8,
+    /// Re-notify this often while firing.
+    pub repeat_ms: Option<u64>,
+    /// Missing-data handling.
+    pub no_data: NoData,
+    /// Missing cycles before `no_data` applies.
+    pub no_data_after: u8,
+}
+
+impl RuleSpec {
+    /// The highest level whose threshold `x` breaches.
+    pub fn level_of(&self, x: f64) -> Option<Level> {
+        [Level::Critical, Level::Warn, Level::Info]
+            .into_iter()
+            .find(|&l| self.thresholds[l as usize].is_some_and(|c| c.holds(x)))
+    }
+}
+
+/// What kind of notification a transition asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransitionKind {
+    /// Firing, an escalation/de-escalation (`prev_level` differs), or a repeat (`prev_level` equal).
+    Alarm,
+    /// Back to OK.
+    Recovery,
+    /// Went to INSUFFICIENT_DATA.
+    NoData,
+}
+
+/// One state change of one series of one rule, for the service to turn into an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Index of the rule in the config's rule list.
+    pub rule: usize,
+    /// The series' dimension value (empty for metrics without a dimension).
+    pub dim: DimValue,
+    /// What happened.
+    pub kind: TransitionKind,
+    /// The alert state after the transition.
+    pub state: AlertState,
+    /// The level now (for a recovery: the level that was firing).
+    pub level: Level,
+    /// The level notified before this transition (equal to `level` on first firing and repeats).
+    pub prev_level: Level,
+    /// The sample that caused it (`None` for no-data).
+    pub value: Option<f64>,
+    /// The threshold of `level`.
+    pub threshold: Option<Condition>,
+    /// When this episode first breached.
+    pub first_trigger_ms: Millis,
+    /// The latest breach.
+    pub last_trigger_ms: Millis,
+    /// Breaches counted in this episode.
+    pub times: u32,
+}
+
+/// A row of `tocsin once`: a series' current state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesView {
+    /// Index of the rule.
+    pub rule: usize,
+    /// Dimension value.
+    pub dim: DimValue,
+    /// Latest value, if any.
+    pub value: Option<f64>,
+    /// Level breached by the latest value, if any.
+    pub level: Option<Level>,
+    /// `OK`, `PENDING`, `ALERT` or `INSUFFICIENT_DATA`.
+    pub state: &'static str,
+}
