@@ -5,7 +5,8 @@
 
 use crate::limits::{MAX_DIM_VALUE_LEN, MAX_NAME_LEN};
 use crate::metric::{DimValue, Metric};
-use crate::rule::{AlertState, Condition, Level, Millis, Transition, TransitionKind};
+
+use crate::rule::{AlertState, Condition, Level, Millis, RuleSpec, Transition, TransitionKind};
 use core::fmt::Write as _;
 
 /// The kinds of event, as webhook `events` filters name them (seed 004's event types).
@@ -166,8 +167,10 @@ pub struct Event {
     pub value: Option<f64>,
     /// The threshold of `level`.
     pub threshold: Option<Condition>,
-    /// Breaches counted.
+    /// Breaches counted in this episode (HertzBeat's `times`).
     pub times: u32,
+    /// The rule's configured `times` (the cloud monitor's `expression.times`); 0 for agent events.
+    pub rule_times: u8,
     /// When the event was made (unix ms).
     pub timestamp_ms: Millis,
     /// First breach of this episode.
@@ -180,13 +183,7 @@ pub struct Event {
 
 impl Event {
     /// An event for a rule transition.
-    pub fn from_transition(
-        t: &Transition,
-        rule_name: &str,
-        metric: Metric,
-        id: EventId,
-        now: Millis,
-    ) -> Event {
+    pub fn from_transition(t: &Transition, rule: &RuleSpec, id: EventId, now: Millis) -> Event {
         let kind = match t.kind {
             TransitionKind::Alarm => EventType::Alarm,
             TransitionKind::Recovery => EventType::Recovery,
@@ -196,15 +193,16 @@ impl Event {
             id,
             kind,
             rule: Some(t.rule),
-            rule_name: truncated(rule_name),
+            rule_name: rule.name.clone(),
             state: t.state,
             level: t.level,
             prev_level: t.prev_level,
-            metric: Some(metric),
+            metric: Some(rule.metric),
             dim: t.dim.clone(),
             value: t.value,
             threshold: t.threshold,
             times: t.times,
+            rule_times: rule.times,
             timestamp_ms: now,
             first_trigger_ms: t.first_trigger_ms,
             last_trigger_ms: t.last_trigger_ms,
@@ -227,6 +225,7 @@ impl Event {
             value: None,
             threshold: None,
             times: 0,
+            rule_times: 0,
             timestamp_ms: now,
             first_trigger_ms: now,
             last_trigger_ms: now,

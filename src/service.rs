@@ -92,13 +92,7 @@ impl Agent {
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let rule = &cfg.rules[t.rule];
-            let event = Event::from_transition(
-                &t,
-                &rule.spec.name,
-                rule.spec.metric,
-                new_event_id(now),
-                now,
-            );
+            let event = Event::from_transition(&t, &rule.spec, new_event_id(now), now);
             for &w in &rule.notify {
                 enqueue(cfg, outboxes, dropped, w, &event);
             }

@@ -74,7 +74,7 @@ pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<u
             t.op.as_str(),
             fmt_value(t.value),
             level_number(e.level),
-            e.times.max(1)
+            e.rule_times.max(1)
         ),
         None => expr.write_str("[]"),
     }
