@@ -1,0 +1,429 @@
+//! Test harness: a real HTTP/1.1 receiver on 127.0.0.1 (plain or TLS) that records every
+//! request and answers from a script; fixture roots; running the real binary.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A received request.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Which TCP connection (0, 1, …) it came on.
+    pub connection: usize,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// What the receiver does with the next request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Answer with this status (and optional extra header lines).
+    Status(u16, &'static str),
+    /// Read the request, never answer (until the receiver stops).
+    Silence,
+}
+
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Reply>>,
+    stop: AtomicBool,
+    connections: AtomicUsize,
+}
+
+/// A receiver. It stops when dropped, and by itself after `LIFETIME`.
+pub struct Receiver {
+    pub port: u16,
+    shared: Arc<Shared>,
+}
+
+/// The longest a receiver lives: tests never leave servers behind.
+const LIFETIME: Duration = Duration::from_secs(120);
+
+#[cfg(feature = "tls")]
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    pub ca_pem: PathBuf,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+/// A private CA and a server certificate for `127.0.0.1` and `localhost`, made with rcgen.
+#[cfg(feature = "tls")]
+pub fn make_tls(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tocsin test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let ca_pem = dir.join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    TlsFiles {
+        dir: dir.to_path_buf(),
+        ca_pem,
+        server: Arc::new(server),
+    }
+}
+
+impl Receiver {
+    /// A plain HTTP receiver answering 200 unless scripted otherwise.
+    pub fn start() -> Receiver {
+        Self::start_inner(None)
+    }
+
+    /// A TLS receiver.
+    #[cfg(feature = "tls")]
+    pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Receiver {
+        Self::start_inner(Some(config))
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_inner(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
+        Self::spawn(move |stream, shared, conn| match &tls {
+            Some(cfg) => {
+                let conn_tls = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                let s = rustls::StreamOwned::new(conn_tls, stream);
+                serve(s, &shared, conn);
+            }
+            None => serve(stream, &shared, conn),
+        })
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn start_inner(_tls: Option<()>) -> Receiver {
+        Self::spawn(move |stream, shared, conn| serve(stream, &shared, conn))
+    }
+
+    fn spawn(handle: impl Fn(TcpStream, Arc<Shared>, usize) + Send + Sync + 'static) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let shared = Arc::new(Shared {
+            received: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            stop: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+        let s = shared.clone();
+        let handle = Arc::new(handle);
+        thread::spawn(move || {
+            let born = Instant::now();
+            while !s.stop.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_millis(100)))
+                            .unwrap();
+                        let conn = s.connections.fetch_add(1, Ordering::SeqCst);
+                        let (s2, h) = (s.clone(), handle.clone());
+                        thread::spawn(move || h(stream, s2, conn));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Receiver { port, shared }
+    }
+
+    /// Queues replies for the next requests (200 once the script is used up).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `pred` holds for the received requests, or panics after `limit`.
+    pub fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let t0 = Instant::now();
+        loop {
+            let r = self.received();
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}; received: {r:#?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Serves requests on one connection until EOF, stop, or an error.
+fn serve<S: Read + Write>(stream: S, shared: &Shared, conn: usize) {
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match read_line(&mut r, &mut line, shared) {
+            Some(0) | None => return,
+            Some(_) => {}
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            match read_line(&mut r, &mut h, shared) {
+                Some(0) | None => return,
+                Some(_) => {}
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match r.read(&mut body[got..]) {
+                Ok(0) => return,
+                Ok(n) => got += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        shared.received.lock().unwrap().push(Received {
+            method,
+            target,
+            headers,
+            body,
+            connection: conn,
+        });
+        let reply = shared
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Reply::Status(200, ""));
+        match reply {
+            Reply::Status(code, extra) => {
+                let resp = format!("HTTP/1.1 {code} X\r\ncontent-length: 2\r\n{extra}\r\nok");
+                if r.get_mut().write_all(resp.as_bytes()).is_err() || r.get_mut().flush().is_err() {
+                    return;
+                }
+            }
+            Reply::Silence => {
+                while !shared.stop.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Reads a line, riding out read timeouts until data, EOF or stop.
+fn read_line<R: BufRead>(r: &mut R, line: &mut String, shared: &Shared) -> Option<usize> {
+    loop {
+        match r.read_line(line) {
+            Ok(n) => return Some(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tocsin-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `contents` to `root/rel` atomically (temp + rename), as a kernel file changes
+/// between two reads.
+pub fn put(root: &Path, rel: &str, contents: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+/// A /proc/meminfo with `used_percent` of 1 GiB used.
+pub fn meminfo(used_percent: u64) -> String {
+    let total = 1_048_576u64;
+    let avail = total * (100 - used_percent) / 100;
+    format!(
+        "MemTotal:       {total} kB\nMemFree:          {avail} kB\nMemAvailable:   {avail} kB\nBuffers:           1024 kB\nCached:           20480 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
+    )
+}
+
+/// The built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tocsin")
+}
+
+/// A running `tocsin run`; SIGTERMed (then killed) on drop. Its stderr goes to a file.
+pub struct Agent {
+    pub child: Child,
+    pub stderr: PathBuf,
+}
+
+impl Agent {
+    pub fn start(config: &Path, dir: &Path) -> Agent {
+        let stderr = dir.join("agent.stderr");
+        let child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Agent { child, stderr }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait (bounded); returns whether it exited by itself in time.
+    pub fn stop(&mut self) -> bool {
+        unsafe_kill(self.child.id(), 15);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Sends `sig` to `pid` through the `kill` command (no libc in tests).
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
