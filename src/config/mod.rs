@@ -271,21 +271,12 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
             format!("too many webhooks: the limit is {MAX_WEBHOOKS}"),
         );
     }
+    // Names first, so that `notify` and duplicate checks do not depend on whether a
+    // table has other errors (which would bury the real error under follow-ons).
+    let webhook_names = names(&mut c, src, &webhook_tables, "webhook");
     let mut webhooks = Vec::new();
-    let mut webhook_names: Vec<(String, Range<usize>)> = Vec::new();
     for (t, span) in &webhook_tables {
-        if let Some((w, name_span)) = parse_webhook(&mut c, t, span.clone(), agent.language) {
-            if let Some((_, first)) = webhook_names.iter().find(|(n, _)| *n == w.name) {
-                let (line, _) = diag::line_col(src, first.start);
-                c.error(
-                    name_span.clone(),
-                    format!(
-                        "duplicate webhook name `{}` (first defined on line {line})",
-                        w.name
-                    ),
-                );
-            }
-            webhook_names.push((w.name.clone(), name_span));
+        if let Some(w) = parse_webhook(&mut c, t, span.clone(), agent.language) {
             webhooks.push(w);
         }
     }
@@ -297,19 +288,10 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
             format!("too many rules: the limit is {MAX_RULES}"),
         );
     }
+    names(&mut c, src, &rule_tables, "rule");
     let mut rules: Vec<Rule> = Vec::new();
-    let mut rule_names: Vec<(String, Range<usize>)> = Vec::new();
     for (t, span) in &rule_tables {
-        if let Some((r, name_span)) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
-            let name = r.spec.name.as_str();
-            if let Some((_, first)) = rule_names.iter().find(|(n, _)| n == name) {
-                let (line, _) = diag::line_col(src, first.start);
-                c.error(
-                    name_span.clone(),
-                    format!("duplicate rule name `{name}` (first defined on line {line})"),
-                );
-            }
-            rule_names.push((name.to_string(), name_span));
+        if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
             rules.push(r);
         }
     }
@@ -322,6 +304,34 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
 }
 
 // ---- the walker ------------------------------------------------------------------------
+
+/// The `name` of each table (those that have a string one), reporting duplicates at the
+/// second occurrence.
+fn names(
+    c: &mut Collector,
+    src: &str,
+    tables: &[(&DeTable, Range<usize>)],
+    what: &str,
+) -> Vec<(String, Range<usize>)> {
+    let mut out: Vec<(String, Range<usize>)> = Vec::new();
+    for (t, _) in tables {
+        let Some((_, v)) = find(t, "name") else {
+            continue;
+        };
+        let Some(name) = v.get_ref().as_str() else {
+            continue;
+        };
+        if let Some((_, first)) = out.iter().find(|(n, _)| n == name) {
+            let (line, _) = diag::line_col(src, first.start);
+            c.error(
+                v.span(),
+                format!("duplicate {what} name `{name}` (first defined on line {line})"),
+            );
+        }
+        out.push((name.to_string(), v.span()));
+    }
+    out
+}
 
 type Val<'i> = Spanned<DeValue<'i>>;
 
@@ -454,18 +464,27 @@ fn get_table<'t, 'i>(c: &mut Collector, t: &'t DeTable<'i>, key: &str) -> Option
 }
 
 /// A table of string values, in file order, with the key spans.
-fn get_string_map(
-    c: &mut Collector,
-    t: &DeTable,
-    key: &str,
-) -> Vec<(String, String, Range<usize>)> {
+/// One `key = "value"` of an inline table, with both spans.
+struct Entry {
+    key: String,
+    value: String,
+    key_span: Range<usize>,
+    value_span: Range<usize>,
+}
+
+fn get_string_map(c: &mut Collector, t: &DeTable, key: &str) -> Vec<Entry> {
     let Some(tbl) = get_table(c, t, key) else {
         return Vec::new();
     };
-    let mut out: Vec<(String, String, Range<usize>)> = tbl
+    let mut out: Vec<Entry> = tbl
         .iter()
         .filter_map(|(k, v)| match v.get_ref().as_str() {
-            Some(s) => Some((k.get_ref().to_string(), s.to_string(), k.span())),
+            Some(s) => Some(Entry {
+                key: k.get_ref().to_string(),
+                value: s.to_string(),
+                key_span: k.span(),
+                value_span: v.span(),
+            }),
             None => {
                 c.error(
                     v.span(),
@@ -475,7 +494,7 @@ fn get_string_map(
             }
         })
         .collect();
-    out.sort_by_key(|(_, _, span)| span.start);
+    out.sort_by_key(|e| e.key_span.start);
     out
 }
 
@@ -540,19 +559,17 @@ const AGENT_KEYS: &[&str] = &[
 
 fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
     check_keys(c, t, AGENT_KEYS, &["include"], "[agent]");
-    let root = PathBuf::from(get_str(c, t, "root").map_or("/", |(s, _)| s));
+    let root = PathBuf::from(get_path(c, t, "root").unwrap_or("/"));
     let hostname = match get_str(c, t, "hostname") {
-        Some((s, _)) if s != "auto" => s.to_string(),
+        Some((s, span)) if s != "auto" => {
+            check_identity(c, "hostname", s, span);
+            s.to_string()
+        }
         _ => read_hostname(&root),
     };
     let device_id = match get_str(c, t, "device_id") {
         Some((s, span)) => {
-            if s.is_empty() || s.len() > MAX_DIM_VALUE_LEN {
-                c.error(
-                    span,
-                    format!("`device_id` must be 1 to {MAX_DIM_VALUE_LEN} bytes long"),
-                );
-            }
+            check_identity(c, "device_id", s, span);
             s.to_string()
         }
         None => hostname.clone(),
@@ -570,11 +587,17 @@ fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
     let labels = get_string_map(c, t, "labels");
     if labels.len() > MAX_LABELS {
         c.error(
-            labels[MAX_LABELS].2.clone(),
+            labels[MAX_LABELS].key_span.clone(),
             format!("too many labels: the limit is {MAX_LABELS}"),
         );
     }
-    for (k, v, span) in &labels {
+    for Entry {
+        key: k,
+        value: v,
+        key_span: span,
+        ..
+    } in &labels
+    {
         let ok_key = k
             .bytes()
             .enumerate()
@@ -597,13 +620,35 @@ fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
         hostname,
         interval_ms: get_duration(c, t, "interval").unwrap_or(5000),
         language,
-        state_dir: PathBuf::from(get_str(c, t, "state_dir").map_or("/var/lib/tocsin", |(s, _)| s)),
+        state_dir: PathBuf::from(get_path(c, t, "state_dir").unwrap_or("/var/lib/tocsin")),
         control_socket: PathBuf::from(
-            get_str(c, t, "control_socket").map_or("/run/tocsin/control.sock", |(s, _)| s),
+            get_path(c, t, "control_socket").unwrap_or("/run/tocsin/control.sock"),
         ),
         root,
         heartbeat_ms: get_duration(c, t, "heartbeat"),
-        labels: labels.into_iter().map(|(k, v, _)| (k, v)).collect(),
+        labels: labels.into_iter().map(|e| (e.key, e.value)).collect(),
+    }
+}
+
+/// A non-empty path string.
+fn get_path<'t>(c: &mut Collector, t: &'t DeTable, key: &str) -> Option<&'t str> {
+    let (s, span) = get_str(c, t, key)?;
+    if s.is_empty() {
+        c.error(span, format!("`{key}` must not be empty"));
+        return None;
+    }
+    Some(s)
+}
+
+/// `device_id` and `hostname` name the device in every payload: bounded, one line.
+fn check_identity(c: &mut Collector, key: &str, s: &str, span: Range<usize>) {
+    if s.is_empty() || s.len() > MAX_DIM_VALUE_LEN {
+        c.error(
+            span,
+            format!("`{key}` must be 1 to {MAX_DIM_VALUE_LEN} bytes long"),
+        );
+    } else if s.chars().any(char::is_control) {
+        c.error(span, format!("`{key}` must not contain control characters"));
     }
 }
 
@@ -641,7 +686,7 @@ fn parse_rule(
     t: &DeTable,
     span: Range<usize>,
     webhooks: &[(String, Range<usize>)],
-) -> Option<(Rule, Range<usize>)> {
+) -> Option<Rule> {
     check_keys(c, t, RULE_KEYS, RULE_KEYS_LATER, "[[rule]]");
     let name = get_str(c, t, "name");
     if name.is_none() && find(t, "name").is_none() {
@@ -684,6 +729,10 @@ fn parse_rule(
             let Some(metric) = metric else { continue };
             match metric.dimension() {
                 Some(d) if d == key => match v.get_ref().as_str() {
+                    Some("") => c.error(
+                        v.span(),
+                        format!("`match.{key}` is empty; use \"*\" for every {key}"),
+                    ),
                     Some(s) if s.len() <= MAX_DIM_VALUE_LEN => {
                         match_dim = DimValue::try_from(s).ok()
                     }
@@ -808,12 +857,12 @@ fn parse_rule(
         no_data_after: get_int(c, t, "no_data_after", 1, max).unwrap_or(3) as u8,
     };
     let (name, name_span) = name?;
-    if !valid_name(c, name, name_span.clone(), "rule") {
+    if !valid_name(c, name, name_span, "rule") {
         return None;
     }
     let mut spec = spec;
     spec.name = heapless::String::try_from(name).ok()?;
-    Some((Rule { spec, notify }, name_span))
+    Some(Rule { spec, notify })
 }
 
 // ---- [[webhook]] -----------------------------------------------------------------------
@@ -849,6 +898,18 @@ const WEBHOOK_KEYS_LATER: &[&str] = &[
     "generator_url",
     "max_batch",
 ];
+/// Headers tocsin writes itself; a config may not set or duplicate them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "content-type",
+    "authorization",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
 const FORMATS_LATER: &[&str] = &["cloudmonitor-form", "hertzbeat", "alertmanager", "template"];
 
 fn parse_webhook(
@@ -856,7 +917,7 @@ fn parse_webhook(
     t: &DeTable,
     span: Range<usize>,
     agent_language: Language,
-) -> Option<(Webhook, Range<usize>)> {
+) -> Option<Webhook> {
     check_keys(c, t, WEBHOOK_KEYS, WEBHOOK_KEYS_LATER, "[[webhook]]");
     let name = get_str(c, t, "name");
     if find(t, "name").is_none() {
@@ -902,7 +963,16 @@ fn parse_webhook(
     };
     // Static query parameters, percent-encoded once at load (seed 000's `URL?username=jack`).
     let query = get_string_map(c, t, "query");
-    for (k, v, qspan) in &query {
+    for Entry {
+        key: k,
+        value: v,
+        key_span: qspan,
+        ..
+    } in &query
+    {
+        if k.is_empty() {
+            c.error(qspan.clone(), "a `query` parameter needs a name");
+        }
         if k.contains("${") || v.contains("${") {
             c.error(
                 qspan.clone(),
@@ -911,7 +981,13 @@ fn parse_webhook(
         }
     }
     if let Some(u) = url.as_mut() {
-        for (i, (k, v, _)) in query.iter().enumerate() {
+        for (
+            i,
+            Entry {
+                key: k, value: v, ..
+            },
+        ) in query.iter().enumerate()
+        {
             let sep = if i == 0 && !u.path_and_query.contains('?') {
                 '?'
             } else {
@@ -955,18 +1031,18 @@ fn parse_webhook(
 
     let headers: Vec<(String, String)> = get_string_map(c, t, "headers")
         .into_iter()
-        .filter_map(|(k, v, hspan)| {
+        .filter_map(|Entry { key: k, value: v, key_span, value_span }| {
             let lower = k.to_ascii_lowercase();
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
-                c.error(hspan, format!("`{k}` is not a valid header name"));
-            } else if matches!(lower.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
-                c.error(hspan, format!("header `{k}` is set by tocsin itself"));
+                c.error(key_span, format!("`{k}` is not a valid header name"));
+            } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-tocsin-") {
+                c.error(key_span, format!("header `{k}` is set by tocsin itself (use `auth` for Authorization)"));
             } else if v.contains("${") {
-                c.error(hspan, "template variables in `headers` are not supported by this version of tocsin yet");
-            } else if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                c.error(hspan, format!("header `{k}` contains a line break"));
+                c.error(value_span, "template variables in `headers` are not supported by this version of tocsin yet");
+            } else if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                c.error(value_span, format!("header `{k}` contains a line break or control character"));
             } else if v.len() > MAX_HEADER_VALUE_LEN {
-                c.error(hspan, format!("header `{k}` is longer than {MAX_HEADER_VALUE_LEN} bytes"));
+                c.error(value_span, format!("header `{k}` is longer than {MAX_HEADER_VALUE_LEN} bytes"));
             } else {
                 return Some((k, v));
             }
@@ -1000,6 +1076,10 @@ fn parse_webhook(
     };
     let events = match get_string_list(c, t, "events") {
         Some(list) => {
+            if list.is_empty() {
+                let (_, ev) = find(t, "events").expect("events were read");
+                c.error(ev.span(), "`events` is empty, so the webhook would receive nothing; use `enabled = false` to silence it");
+            }
             let mut mask = 0u16;
             for (e, espan) in list {
                 match EventType::from_name(e) {
@@ -1033,7 +1113,13 @@ fn parse_webhook(
         None => Level::Info,
     };
     let tls = get_table(c, t, "tls").map_or_else(TlsOptions::default, |tt| parse_tls(c, tt));
-    if tls.client_cert.is_some() != tls.client_key.is_some() {
+    let tls_keys = get_table(c, t, "tls").map(|tt| {
+        (
+            find(tt, "client_cert").is_some(),
+            find(tt, "client_key").is_some(),
+        )
+    });
+    if tls_keys.is_some_and(|(cert, key)| cert != key) {
         let (_, tv) = find(t, "tls").expect("tls was read");
         c.error(
             tv.span(),
@@ -1059,16 +1145,13 @@ fn parse_webhook(
         tls,
     };
     let (name, name_span) = name?;
-    if !valid_name(c, name, name_span.clone(), "webhook") {
+    if !valid_name(c, name, name_span, "webhook") {
         return None;
     }
-    Some((
-        Webhook {
-            name: name.to_string(),
-            ..webhook
-        },
-        name_span,
-    ))
+    Some(Webhook {
+        name: name.to_string(),
+        ..webhook
+    })
 }
 
 fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
@@ -1089,6 +1172,29 @@ fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
         "`auth`",
     );
     let kind = get_str(c, t, "type");
+    // A key that the chosen type ignores is a mistake, not a no-op.
+    let used: &[&str] = match kind {
+        Some(("bearer", _)) => &["type", "token", "token_env", "token_file"],
+        Some(("basic", _)) => &[
+            "type",
+            "username",
+            "password",
+            "password_env",
+            "password_file",
+        ],
+        Some(("none", _)) => &["type"],
+        _ => &[],
+    };
+    if let (Some((ty, _)), false) = (kind.clone(), used.is_empty()) {
+        for (k, _) in t.iter() {
+            if !used.contains(&k.get_ref().as_ref()) {
+                c.error(
+                    k.span(),
+                    format!("`{}` has no effect with auth type \"{ty}\"", k.get_ref()),
+                );
+            }
+        }
+    }
     match kind {
         None | Some(("none", _)) => {
             if kind.is_none() && find(t, "type").is_none() {
@@ -1193,10 +1299,16 @@ fn parse_tls(c: &mut Collector, t: &DeTable) -> TlsOptions {
         &[],
         "`tls`",
     );
+    // Read now so that `check` (and a SIGHUP reload) catch a missing file, not the start.
     let mut path = |key: &str| {
-        get_str(c, t, key)
-            .filter(|(s, _)| !s.is_empty())
-            .map(|(s, _)| PathBuf::from(s))
+        let (s, span) = get_str(c, t, key).filter(|(s, _)| !s.is_empty())?;
+        match std::fs::File::open(s) {
+            Ok(_) => Some(PathBuf::from(s)),
+            Err(e) => {
+                c.error(span, format!("`tls.{key}`: cannot read `{s}`: {e}"));
+                None
+            }
+        }
     };
     let ca_file = path("ca_file");
     let client_cert = path("client_cert");

@@ -116,3 +116,39 @@ fn defaults() {
     assert_eq!(c.webhooks[0].retry_after_max_ms, 300_000);
     assert!(c.webhooks[0].enabled);
 }
+
+#[test]
+fn a_broken_webhook_does_not_add_follow_on_errors() {
+    // The webhook's url is bad; the rule that names it must not also be reported.
+    let src = "[[rule]]\nname = \"r\"\nmetric = \"load.1\"\nwarn = \"> 1\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"ftp://x\"\nformat = \"cloudmonitor-json\"\n";
+    let e = errors(src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].starts_with("t.toml:9:7: `url`"), "{}", e[0]);
+}
+
+#[test]
+fn a_custom_user_agent_replaces_ours_and_reserved_headers_are_refused() {
+    let base = "[[webhook]]\nname = \"w\"\nurl = \"http://h/\"\nformat = \"cloudmonitor-json\"\n";
+    let c = parse(
+        &format!("{base}headers = {{ User-Agent = \"fleet/1\" }}\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        c.webhooks[0].headers,
+        vec![("User-Agent".to_string(), "fleet/1".to_string())]
+    );
+    for h in [
+        "Content-Type",
+        "authorization",
+        "X-Tocsin-Event-Type",
+        "webhook-signature",
+        "Connection",
+    ] {
+        let e = errors(&format!("{base}headers = {{ {h} = \"x\" }}\n"));
+        assert!(
+            e.len() == 1 && e[0].contains("is set by tocsin itself"),
+            "{h}: {e:?}"
+        );
+    }
+}

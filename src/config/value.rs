@@ -141,10 +141,12 @@ pub fn parse_url(s: &str) -> Result<Url, String> {
     if s.chars().any(|c| c.is_ascii_control() || c == ' ') {
         return Err("URL contains spaces or control characters; percent-encode them".into());
     }
-    let (scheme, rest) = if let Some(r) = s.strip_prefix("http://") {
-        (Scheme::Http, r)
-    } else if let Some(r) = s.strip_prefix("https://") {
-        (Scheme::Https, r)
+    // Schemes are case-insensitive (RFC 3986 §3.1).
+    let lower_prefix = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let (scheme, rest) = if lower_prefix.starts_with("http://") {
+        (Scheme::Http, &s[7..])
+    } else if lower_prefix.starts_with("https://") {
+        (Scheme::Https, &s[8..])
     } else {
         return Err(format!("URL `{s}` must start with http:// or https://"));
     };
@@ -174,9 +176,10 @@ pub fn parse_url(s: &str) -> Result<Url, String> {
         return Err(format!("URL `{s}` has no host"));
     }
     if !host.contains(':')
-        && !host
+        && (!host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            || host.trim_end_matches('.').split('.').any(str::is_empty))
     {
         return Err(format!("`{host}` is not a valid host name"));
     }
@@ -185,6 +188,7 @@ pub fn parse_url(s: &str) -> Result<Url, String> {
             Scheme::Http => 80,
             Scheme::Https => 443,
         },
+        Some("") => return Err("missing port number after `:`".into()),
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -193,6 +197,22 @@ pub fn parse_url(s: &str) -> Result<Url, String> {
         None => return Err(format!("unexpected `{port}` after the URL host")),
     };
     let tail = tail.split('#').next().unwrap_or("");
+    // Only characters a request target may carry (RFC 3986): anything else must be
+    // percent-encoded in the config, so what is sent is exactly what was written.
+    let b = tail.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        let ok = c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&c);
+        if !ok {
+            return Err(format!(
+                "URL contains `{}`, which must be percent-encoded",
+                tail[i..].chars().next().unwrap_or('?')
+            ));
+        }
+        let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+        if c == b'%' && !(hex(i + 1) && hex(i + 2)) {
+            return Err("URL has a `%` not followed by two hex digits".into());
+        }
+    }
     let path_and_query = if tail.starts_with('/') {
         tail.to_string()
     } else {
@@ -272,6 +292,13 @@ mod tests {
         let u = parse_url("http://[::1]:9/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         assert_eq!(u.host_header(), "[::1]:9");
+        assert_eq!(parse_url("HTTP://h/").unwrap().scheme, Scheme::Http);
+        let u = parse_url("hTTps://h/a%20b?x=%C3%BC").unwrap();
+        assert_eq!(u.path_and_query, "/a%20b?x=%C3%BC");
+        assert_eq!(
+            parse_url("http://h:/").unwrap_err(),
+            "missing port number after `:`"
+        );
         for s in [
             "ftp://x",
             "http://",
@@ -282,6 +309,15 @@ mod tests {
             "http://a b/",
             "http://[zz]/",
             "http://h:80x/",
+            "http://h/ü",
+            "http://h/a\"b",
+            "http://h/{x}",
+            "http://h/a|b",
+            "http://h/%zz",
+            "http://h/%2",
+            "http://../",
+            "http://a..b/",
+            "http://.a/",
         ] {
             assert!(parse_url(s).is_err(), "{s} should be rejected");
         }
