@@ -138,6 +138,10 @@ pub type TlsConfig = Option<std::convert::Infallible>;
 /// One endpoint's connection, reused between requests while the server keeps it open.
 pub struct Client {
     url: Url,
+    #[cfg_attr(
+        not(feature = "tls"),
+        allow(dead_code, reason = "a build without TLS only has plain HTTP")
+    )]
     tls: TlsConfig,
     conn: Option<SendRequest<Full<Bytes>>>,
     /// Connections opened so far (for status and tests).

@@ -40,9 +40,15 @@ pub enum Mode {
 
 /// The request headers for `event`, in order. With `redact`, secrets are replaced.
 pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String)> {
-    let mut h: Vec<(String, String)> = vec![
-        ("Host".into(), wh.url.host_header()),
-        ("User-Agent".into(), USER_AGENT.into()),
+    let mut h: Vec<(String, String)> = vec![("Host".into(), wh.url.host_header())];
+    if !wh
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+    {
+        h.push(("User-Agent".into(), USER_AGENT.into()));
+    }
+    h.extend([
         (
             "Content-Type".into(),
             render::content_type(wh.format).into(),
@@ -52,7 +58,7 @@ pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String
             event.id.to_text().as_str().into(),
         ),
         ("X-Tocsin-Event-Type".into(), event.kind.as_str().into()),
-    ];
+    ]);
     match &wh.auth {
         Auth::None => {}
         Auth::Bearer(token) => {
@@ -76,20 +82,49 @@ pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String
     h
 }
 
-/// Builds the hyper request for one attempt.
-pub fn build_request(wh: &Webhook, event: &Event, body: Bytes) -> Request<Full<Bytes>> {
-    let mut b = Request::builder()
-        .method(wh.method.as_str())
-        .uri(wh.url.path_and_query.as_str());
-    for (k, v) in headers(wh, event, false) {
-        b = b.header(k, v);
+/// The method, target and headers of an event's request: built (and checked) once per
+/// event, cloned for every attempt.
+#[derive(Clone, Debug)]
+pub struct Head {
+    method: hyper::Method,
+    uri: hyper::Uri,
+    headers: hyper::HeaderMap,
+}
+
+impl Head {
+    /// Builds the head for `event` to `wh`.
+    ///
+    /// # Errors
+    /// A header or target that is not valid HTTP. Config validation rules this out; the
+    /// error exists so that a gap there fails loudly instead of sending a broken request.
+    pub fn new(wh: &Webhook, event: &Event) -> Result<Head, String> {
+        let method =
+            hyper::Method::from_bytes(wh.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+        let uri = hyper::Uri::try_from(wh.url.path_and_query.as_str())
+            .map_err(|e| format!("invalid request target: {e}"))?;
+        let mut headers = hyper::HeaderMap::new();
+        for (k, v) in self::headers(wh, event, false) {
+            let name = hyper::header::HeaderName::try_from(k.as_str())
+                .map_err(|e| format!("header `{k}`: {e}"))?;
+            let value = hyper::header::HeaderValue::try_from(v)
+                .map_err(|e| format!("header `{k}`: {e}"))?;
+            headers.append(name, value);
+        }
+        Ok(Head {
+            method,
+            uri,
+            headers,
+        })
     }
-    b.body(Full::new(body)).unwrap_or_else(|_| {
-        // Every header was validated at load; a failure here is a bug, not bad input.
-        let mut r = Request::new(Full::new(Bytes::new()));
-        *r.method_mut() = hyper::Method::POST;
+
+    /// The request for one attempt.
+    pub fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut r = Request::new(Full::new(body));
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.headers_mut() = self.headers.clone();
         r
-    })
+    }
 }
 
 /// The request as text, secrets redacted: what `--dry-run` and `render` print.
@@ -175,11 +210,22 @@ pub async fn deliver(
     let timeout = Duration::from_millis(wh.timeout_ms);
     let start = Instant::now();
     let mut last_status = None;
+    let head = match Head::new(wh, event) {
+        Ok(h) => h,
+        Err(e) => {
+            crate::error!("webhook {}: {kind} {id} cannot be sent: {e}", wh.name);
+            return Delivery {
+                status: None,
+                attempts: 0,
+                elapsed: start.elapsed(),
+                delivered: false,
+                error: Some(e),
+            };
+        }
+    };
     for attempt in 1..=attempts_allowed {
         let t0 = Instant::now();
-        let result = client
-            .send(&|| build_request(wh, event, body.clone()), timeout)
-            .await;
+        let result = client.send(&|| head.request(body.clone()), timeout).await;
         let ms = t0.elapsed().as_millis();
         let (verdict, retry_after, what) = match result {
             Ok(r) => {
