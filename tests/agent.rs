@@ -37,11 +37,16 @@ notify = ["rcv"]
 name = "rcv"
 url = "{url}"
 format = "cloudmonitor-json"
-events = ["alarm", "recovery", "no_data"]
-retry_interval = "100ms"
+{events}retry_interval = "100ms"
 {webhook_extra}
 "#,
-        root = root.display()
+        root = root.display(),
+        // A test that chooses its own event types says so in `webhook_extra`.
+        events = if webhook_extra.contains("events =") {
+            ""
+        } else {
+            "events = [\"alarm\", \"recovery\", \"no_data\"]\n"
+        },
     );
     let path = dir.join("tocsin.toml");
     std::fs::write(&path, text).unwrap();
@@ -488,5 +493,77 @@ fn check_accepts_the_shipped_config() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_dead_kept_alive_connection_is_reopened_without_counting_an_attempt() {
+    let dir = TempDir::new("stale");
+    let root = fixture(dir.path(), 97);
+    let rcv = Receiver::start();
+    // agent_start is answered on connection 0; the alarm, sent on that reused connection,
+    // finds it dead and goes out again on a fresh one.
+    rcv.script([Reply::Status(200, ""), Reply::Drop]);
+    let cfg = config(
+        dir.path(),
+        &root,
+        &rcv.url("/"),
+        "",
+        "retries = 0\nevents = [\"agent_start\", \"alarm\"]",
+    );
+    let agent = Agent::start(&cfg, dir.path());
+    let r = rcv.wait_for(WAIT, "the alarm on a new connection", |r| r.len() >= 3);
+    assert_eq!(r[0].header("x-tocsin-event-type"), Some("agent_start"));
+    assert_eq!(
+        (r[1].connection, r[2].connection),
+        (0, 1),
+        "the alarm went out again on a new connection"
+    );
+    assert_eq!(
+        r[1].header("x-tocsin-event-id"),
+        r[2].header("x-tocsin-event-id")
+    );
+    settle(5);
+    let log = agent.log();
+    assert!(
+        log.contains("delivered alarm") && log.contains("(attempt 1)"),
+        "not counted as an attempt, although retries = 0: {log}"
+    );
+    assert!(!log.contains("giving up"), "{log}");
+}
+
+#[test]
+fn a_dead_webhook_never_delays_another() {
+    let dir = TempDir::new("isolation");
+    let root = fixture(dir.path(), 97);
+    let dead = Receiver::start();
+    dead.script(std::iter::repeat_n(Reply::Silence, 8));
+    let live = Receiver::start();
+    let cfg = config(
+        dir.path(),
+        &root,
+        &dead.url("/dead"),
+        "notify = [\"rcv\", \"live\"]\nrepeat = \"200ms\"",
+        &format!("timeout = \"30s\"\n\n[[webhook]]\nname = \"live\"\nurl = \"{}\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]", live.url("/live")),
+    );
+    // The rule's own `notify` line comes after the one the helper writes; drop that one.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen("notify = [\"rcv\"]\n", "", 1);
+    std::fs::write(&cfg, text).unwrap();
+    let _agent = Agent::start(&cfg, dir.path());
+    let t0 = Instant::now();
+    live.wait_for(WAIT, "five alarms at the live webhook", |r| r.len() >= 5);
+    // 5 notifications 200 ms apart: about 1 s, while the dead webhook's first attempt
+    // is still waiting out its 30 s timeout.
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the live webhook was held back: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        dead.received().len(),
+        1,
+        "the dead one is still on its first attempt"
     );
 }

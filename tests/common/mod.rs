@@ -51,6 +51,9 @@ pub enum Reply {
     Status(u16, &'static str),
     /// Read the request, never answer (until the receiver stops).
     Silence,
+    /// Read the request and close the connection without answering: what a client sees
+    /// when a kept-alive connection died while idle (server timeout, NAT).
+    Drop,
 }
 
 struct Shared {
@@ -292,6 +295,7 @@ fn serve<S: Read + Write>(stream: S, shared: &Shared, conn: usize) {
                     return;
                 }
             }
+            Reply::Drop => return,
             Reply::Silence => {
                 while !shared.stop.load(Ordering::Relaxed) {
                     thread::sleep(Duration::from_millis(20));
