@@ -106,7 +106,7 @@ fn every_error_is_reported_with_its_position() {
 #[test]
 fn defaults() {
     let c = parse(
-        "[[webhook]]\nname = \"w\"\nurl = \"https://h/\"\nformat = \"cloudmonitor-json\"\n",
+        "[[webhook]]\nname = \"w\"\nurl = \"http://h/\"\nformat = \"cloudmonitor-json\"\n",
         "t",
     )
     .unwrap();
