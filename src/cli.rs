@@ -353,10 +353,12 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
     };
     let event = example_event(cfg, r);
     let mut buf = vec![0u8; MAX_BODY_LEN];
-    match deliver::render_for(cfg, wh, &event, &mut buf) {
+    let origin = deliver::origin(cfg);
+    let ctx = deliver::ctx(wh, &event, &origin);
+    match crate::render::render(wh, &ctx, &mut buf) {
         Ok(n) => {
-            println!("{} {}", wh.method.as_str(), wh.url.text);
-            print!("{}", deliver::format_request(wh, &event, &buf[..n]));
+            println!("# {} {}", wh.method.as_str(), wh.url.text);
+            print!("{}", deliver::format_request(wh, &ctx, &buf[..n]));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -374,16 +376,11 @@ async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
     let now = now_ms();
     let event = Event::agent(EventType::Test, new_event_id(now), now, "tocsin test");
     let mut buf = vec![0u8; MAX_BODY_LEN];
-    let n = deliver::render_for(cfg, wh, &event, &mut buf).map_err(|e| e.to_string())?;
+    let origin = deliver::origin(cfg);
+    let ctx = deliver::ctx(wh, &event, &origin);
+    let n = crate::render::render(wh, &ctx, &mut buf).map_err(|e| e.to_string())?;
     let mut client = Client::new(wh.url.clone(), tls);
-    let d = deliver::deliver(
-        &mut client,
-        wh,
-        &event,
-        Bytes::copy_from_slice(&buf[..n]),
-        1,
-    )
-    .await;
+    let d = deliver::deliver(&mut client, wh, &ctx, Bytes::copy_from_slice(&buf[..n]), 1).await;
     let ms = d.elapsed.as_millis();
     match (d.delivered, d.status) {
         (true, Some(s)) => {

@@ -179,6 +179,8 @@ pub struct Event {
     pub last_trigger_ms: Millis,
     /// Free text for agent events (e.g. the reason of a config reload), or empty.
     pub detail: heapless::String<MAX_DIM_VALUE_LEN>,
+    /// The event a replay re-sends.
+    pub replay_of: Option<EventId>,
 }
 
 impl Event {
@@ -207,6 +209,7 @@ impl Event {
             first_trigger_ms: t.first_trigger_ms,
             last_trigger_ms: t.last_trigger_ms,
             detail: heapless::String::new(),
+            replay_of: None,
         }
     }
 
@@ -230,6 +233,7 @@ impl Event {
             first_trigger_ms: now,
             last_trigger_ms: now,
             detail: truncated(detail),
+            replay_of: None,
         }
     }
 

@@ -71,6 +71,11 @@ impl<'a> Collector<'a> {
         });
     }
 
+    /// The source text.
+    pub(crate) fn src(&self) -> &'a str {
+        self.src
+    }
+
     pub(crate) fn finish(mut self) -> Result<(), Diagnostics> {
         if self.diags.is_empty() {
             return Ok(());

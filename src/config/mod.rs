@@ -14,6 +14,8 @@ pub use value::{parse_condition, parse_duration, parse_url, Scheme, Url};
 use crate::event::{EventMask, EventType, Language};
 use crate::limits::*;
 use crate::metric::{DimValue, Metric, PLANNED_METRICS};
+use crate::render;
+use crate::render::template::{Segment, Template};
 use crate::rule::{Level, NoData, RuleSpec};
 use diag::Collector;
 use std::fmt;
@@ -70,15 +72,45 @@ pub struct Rule {
 pub enum Format {
     /// Seeds 001 + 003, JSON.
     CloudmonitorJson,
+    /// Seed 003, form-urlencoded, with an optional signature.
+    CloudmonitorForm,
+    /// Seed 002's JSON body.
+    Hertzbeat,
+    /// Any body with `${variables}` (seed 000).
+    Template,
 }
 
 impl Format {
+    /// Every format, in the order the design lists them.
+    pub const ALL: [Format; 4] = [
+        Format::CloudmonitorJson,
+        Format::CloudmonitorForm,
+        Format::Hertzbeat,
+        Format::Template,
+    ];
+
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::CloudmonitorJson => "cloudmonitor-json",
+            Format::CloudmonitorForm => "cloudmonitor-form",
+            Format::Hertzbeat => "hertzbeat",
+            Format::Template => "template",
         }
     }
+}
+
+/// The body type of a `template` webhook (seed 000's Content-Type table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentType {
+    /// `application/json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `text/xml`.
+    Xml,
+    /// `text/plain`.
+    Text,
 }
 
 /// HTTP method.
@@ -136,6 +168,19 @@ pub enum Auth {
     },
 }
 
+/// Request signing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Signing {
+    /// Not signed.
+    #[default]
+    None,
+    /// `cloudmonitor-form`: a `signature` field, base64(HMAC-SHA256(secret, body before it)).
+    Cloudmonitor(Secret),
+    /// DingTalk's group robot: `timestamp` (ms) and `sign` = urlencoded
+    /// base64(HMAC-SHA256(secret, "timestamp\nsecret")) appended to the URL's query.
+    DingTalk(Secret),
+}
+
 /// TLS options of a webhook.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsOptions {
@@ -156,14 +201,24 @@ pub struct Webhook {
     pub name: String,
     /// `false` keeps it configured but silent.
     pub enabled: bool,
-    /// Where requests go (with `query` already appended).
+    /// Where requests go: scheme, host and port are fixed; the path and query of the
+    /// first request line come from `target`.
     pub url: Url,
+    /// The request target (path and query, with `query` appended), `${variables}`
+    /// percent-encoded.
+    pub target: Template,
     /// Payload format.
     pub format: Format,
     /// HTTP method.
     pub method: Method,
-    /// Extra headers, in file order.
-    pub headers: Vec<(String, String)>,
+    /// Extra headers, in file order; variables are made header-safe.
+    pub headers: Vec<(String, Template)>,
+    /// The body template (`template` format only); `None` sends no body.
+    pub body: Option<Template>,
+    /// The body's type (`template` format only).
+    pub content_type: Option<ContentType>,
+    /// How requests are signed.
+    pub signing: Signing,
     /// Authentication.
     pub auth: Auth,
     /// Bound on one attempt (connect, TLS, request, response).
@@ -275,9 +330,11 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
     // table has other errors (which would bury the real error under follow-ons).
     let webhook_names = names(&mut c, src, &webhook_tables, "webhook");
     let mut webhooks = Vec::new();
+    let mut webhook_spans = Vec::new();
     for (t, span) in &webhook_tables {
-        if let Some(w) = parse_webhook(&mut c, t, span.clone(), agent.language) {
+        if let Some((w, spans)) = parse_webhook(&mut c, t, span.clone(), &agent) {
             webhooks.push(w);
+            webhook_spans.push(spans);
         }
     }
 
@@ -288,12 +345,17 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
             format!("too many rules: the limit is {MAX_RULES}"),
         );
     }
-    names(&mut c, src, &rule_tables, "rule");
+    let rule_names = names(&mut c, src, &rule_tables, "rule");
     let mut rules: Vec<Rule> = Vec::new();
     for (t, span) in &rule_tables {
         if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
             rules.push(r);
         }
+    }
+    // Every payload is proved valid and within its buffer before the agent may run.
+    let longest = render::check::longest(rule_names.iter().map(|(n, _)| n.as_str()));
+    for (wh, spans) in webhooks.iter().zip(&webhook_spans) {
+        prove_webhook(&mut c, &agent, &longest, wh, spans);
     }
     c.finish()?;
     Ok(Config {
@@ -301,6 +363,96 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
         rules,
         webhooks,
     })
+}
+
+/// Renders `wh`'s body, request target and headers for every kind of event and for the
+/// worst case, and reports those that are invalid or can overflow their buffers.
+fn prove_webhook(
+    c: &mut Collector,
+    agent: &Agent,
+    rule_name: &str,
+    wh: &Webhook,
+    spans: &WebhookSpans,
+) {
+    use render::check::{self, prove};
+    use render::Escape;
+    let origin = render::Origin {
+        device_id: &agent.device_id,
+        hostname: &agent.hostname,
+        interval_ms: agent.interval_ms,
+        labels: &agent.labels,
+    };
+    let escape = render::body_escape(wh);
+    let validate: Option<check::Validator> = match (wh.format, wh.content_type) {
+        (Format::Template, None | Some(ContentType::Text)) => None,
+        (Format::Template, Some(ContentType::Xml)) => Some(check::xml),
+        (Format::CloudmonitorForm, _) | (Format::Template, Some(ContentType::Form)) => {
+            Some(check::form)
+        }
+        _ => Some(check::json),
+    };
+    let body_at = spans.body.clone().unwrap_or(spans.table.clone());
+    if let Err(m) = prove(
+        &origin,
+        wh.language,
+        rule_name,
+        escape,
+        MAX_BODY_LEN,
+        validate,
+        &|ctx, buf| render::render(wh, ctx, buf).ok(),
+    ) {
+        c.error(
+            body_at,
+            format!(
+                "the {} body of webhook `{}`: {m}",
+                wh.format.as_str(),
+                wh.name
+            ),
+        );
+    }
+    let url_at = spans
+        .query
+        .clone()
+        .or(spans.url.clone())
+        .unwrap_or(spans.table.clone());
+    // DingTalk's `&timestamp=…&sign=…` is appended after rendering: leave room for it.
+    let url_limit = match wh.signing {
+        Signing::DingTalk(_) => MAX_URL_LEN - DINGTALK_SIGN_MAX,
+        _ => MAX_URL_LEN,
+    };
+    if let Err(m) = prove(
+        &origin,
+        wh.language,
+        rule_name,
+        Escape::Url,
+        url_limit,
+        None,
+        &|ctx, buf| check::render_template(&wh.target, ctx, Escape::Url, buf),
+    ) {
+        c.error(
+            url_at,
+            format!(
+                "the request target (path and query) of webhook `{}`: {m}",
+                wh.name
+            ),
+        );
+    }
+    for (name, tpl) in &wh.headers {
+        if let Err(m) = prove(
+            &origin,
+            wh.language,
+            rule_name,
+            Escape::Header,
+            MAX_HEADER_VALUE_LEN,
+            None,
+            &|ctx, buf| check::render_template(tpl, ctx, Escape::Header, buf),
+        ) {
+            c.error(
+                spans.headers.clone().unwrap_or(spans.table.clone()),
+                format!("header `{name}`: {m}"),
+            );
+        }
+    }
 }
 
 // ---- the walker ------------------------------------------------------------------------
@@ -884,11 +1036,11 @@ const WEBHOOK_KEYS: &[&str] = &[
     "events",
     "min_level",
     "tls",
-];
-const WEBHOOK_KEYS_LATER: &[&str] = &[
     "content_type",
     "body",
     "signing",
+];
+const WEBHOOK_KEYS_LATER: &[&str] = &[
     "proxy",
     "no_proxy",
     "source_ip",
@@ -910,50 +1062,104 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-timestamp",
     "webhook-signature",
 ];
-const FORMATS_LATER: &[&str] = &["cloudmonitor-form", "hertzbeat", "alertmanager", "template"];
+/// `&timestamp=` + 20 digits + `&sign=` + 44 base64 characters, each up to 3 when encoded.
+const DINGTALK_SIGN_MAX: usize = 11 + 20 + 6 + 44 * 3;
+const FORMATS_LATER: &[&str] = &["alertmanager"];
+const FORMAT_NAMES: &str =
+    "cloudmonitor-json, cloudmonitor-form, hertzbeat, template (alertmanager comes later)";
 
 fn parse_webhook(
     c: &mut Collector,
     t: &DeTable,
     span: Range<usize>,
-    agent_language: Language,
-) -> Option<Webhook> {
+    agent: &Agent,
+) -> Option<(Webhook, WebhookSpans)> {
+    let agent_language = agent.language;
     check_keys(c, t, WEBHOOK_KEYS, WEBHOOK_KEYS_LATER, "[[webhook]]");
     let name = get_str(c, t, "name");
     if find(t, "name").is_none() {
         c.error(span.clone(), "[[webhook]] is missing `name`");
     }
     let format = match get_str(c, t, "format") {
-        Some(("cloudmonitor-json", _)) => Some(Format::CloudmonitorJson),
-        Some((f, fspan)) if FORMATS_LATER.contains(&f) => {
-            c.error(
-                fspan,
-                format!("format `{f}` is not supported by this version of tocsin yet"),
-            );
-            None
-        }
-        Some((f, fspan)) => {
-            c.error(fspan, format!("unknown format `{f}`; expected one of: cloudmonitor-json, cloudmonitor-form, hertzbeat, alertmanager, template"));
-            None
-        }
+        Some((f, fspan)) => match Format::ALL.into_iter().find(|x| x.as_str() == f) {
+            Some(x) => Some(x),
+            None if FORMATS_LATER.contains(&f) => {
+                c.error(
+                    fspan,
+                    format!("format `{f}` is not supported by this version of tocsin yet"),
+                );
+                None
+            }
+            None => {
+                c.error(
+                    fspan,
+                    format!("unknown format `{f}`; expected one of: {FORMAT_NAMES}"),
+                );
+                None
+            }
+        },
         None => {
             if find(t, "format").is_none() {
                 c.error(
                     span.clone(),
-                    "[[webhook]] is missing `format` (cloudmonitor-json)",
+                    format!("[[webhook]] is missing `format` ({FORMAT_NAMES})"),
                 );
             }
             None
         }
     };
-    let mut url = match get_str(c, t, "url") {
-        Some((u, uspan)) => match parse_url(u) {
-            Ok(u) => Some(u),
-            Err(m) => {
-                c.error(uspan, format!("`url`: {m}"));
+    let is_template = format == Some(Format::Template);
+    let labels = &agent.labels;
+
+    // `body` and `content_type` belong to the template format; the others have their own.
+    let mut spans = WebhookSpans {
+        table: span.clone(),
+        ..WebhookSpans::default()
+    };
+    let body = match get_str(c, t, "body") {
+        Some((_, bspan)) if format.is_some() && !is_template => {
+            c.error(
+                bspan,
+                "`body` applies to the template format only; this format has its own body",
+            );
+            None
+        }
+        Some((b, bspan)) => {
+            spans.body = Some(bspan.clone());
+            template_at(c, bspan, 0, b, labels)
+        }
+        None => None,
+    };
+    let content_type = match get_str(c, t, "content_type") {
+        Some((_, cspan)) if format.is_some() && !is_template => {
+            c.error(cspan, "`content_type` applies to the template format only");
+            None
+        }
+        Some((_, cspan)) if find(t, "body").is_none() => {
+            c.error(
+                cspan,
+                "`content_type` without a `body`: a template with no body sends none",
+            );
+            None
+        }
+        Some((ct, cspan)) => match ct {
+            "json" => Some(ContentType::Json),
+            "form" => Some(ContentType::Form),
+            "xml" => Some(ContentType::Xml),
+            "text" => Some(ContentType::Text),
+            _ => {
+                c.error(cspan, format!("unknown `content_type` = \"{ct}\": expected \"json\", \"form\", \"xml\" or \"text\""));
                 None
             }
         },
+        None => body.as_ref().map(|_| ContentType::Json),
+    };
+
+    let url = match get_str(c, t, "url") {
+        Some((u, uspan)) => {
+            spans.url = Some(uspan.clone());
+            url_template(c, u, uspan, labels)
+        }
         None => {
             if find(t, "url").is_none() {
                 c.error(span.clone(), "[[webhook]] is missing `url`");
@@ -961,61 +1167,66 @@ fn parse_webhook(
             None
         }
     };
-    // Static query parameters, percent-encoded once at load (seed 000's `URL?username=jack`).
-    let query = get_string_map(c, t, "query");
+    // `query` (seed 000's `URL?username=jack`): names fixed, values may hold variables.
+    let mut target = url.as_ref().map(|(_, t)| t.clone());
     for Entry {
-        key: k,
-        value: v,
-        key_span: qspan,
-        ..
-    } in &query
+        key,
+        value,
+        key_span,
+        value_span,
+    } in get_string_map(c, t, "query")
     {
-        if k.is_empty() {
-            c.error(qspan.clone(), "a `query` parameter needs a name");
-        }
-        if k.contains("${") || v.contains("${") {
+        if key.is_empty() {
+            c.error(key_span.clone(), "a `query` parameter needs a name");
+        } else if key.contains("${") {
             c.error(
-                qspan.clone(),
-                "template variables in `query` are not supported by this version of tocsin yet",
+                key_span.clone(),
+                "variables go in `query` values, not in names",
             );
         }
-    }
-    if let Some(u) = url.as_mut() {
-        for (
-            i,
-            Entry {
-                key: k, value: v, ..
-            },
-        ) in query.iter().enumerate()
-        {
-            let sep = if i == 0 && !u.path_and_query.contains('?') {
-                '?'
-            } else {
-                '&'
-            };
-            u.path_and_query.push(sep);
-            percent_encode_into(k, &mut u.path_and_query);
-            u.path_and_query.push('=');
-            percent_encode_into(v, &mut u.path_and_query);
-        }
-        if u.path_and_query.len() > MAX_URL_LEN {
-            let (_, qv) = find(t, "query").expect("query was read");
-            c.error(
-                qv.span(),
-                format!("the URL with its query is longer than {MAX_URL_LEN} bytes"),
-            );
+        let value = template_at(c, value_span, 0, &value, labels);
+        if let (Some(target), Some(value)) = (target.as_mut(), value) {
+            let has_query = target
+                .segments
+                .iter()
+                .any(|s| matches!(s, Segment::Lit(l) if l.contains('?')));
+            let mut lit = String::from(if has_query { "&" } else { "?" });
+            percent_encode_into(&key, &mut lit);
+            lit.push('=');
+            target.segments.push(Segment::Lit(lit));
+            // Literal text of a value is encoded now; variables are encoded when rendered.
+            target
+                .segments
+                .extend(value.segments.into_iter().map(|seg| match seg {
+                    Segment::Lit(l) => {
+                        let mut enc = String::new();
+                        percent_encode_into(&l, &mut enc);
+                        Segment::Lit(enc)
+                    }
+                    var => var,
+                }));
         }
     }
+    spans.query = find(t, "query").map(|(_, v)| v.span());
 
+    let has_body = format.is_some_and(|f| f != Format::Template) || body.is_some();
     let method = match get_str(c, t, "method") {
         Some((m, mspan)) => match m {
-            "GET" => {
+            "GET" if has_body && is_template => {
                 c.error(
                     mspan,
-                    "method GET sends no body; the cloudmonitor-json format needs POST or PUT",
+                    "method GET sends no body: remove `body`, or use POST or PUT",
                 );
                 Method::Get
             }
+            "GET" if has_body => {
+                c.error(
+                    mspan,
+                    "method GET sends no body; this format needs POST or PUT",
+                );
+                Method::Get
+            }
+            "GET" => Method::Get,
             "POST" => Method::Post,
             "PUT" => Method::Put,
             _ => {
@@ -1026,43 +1237,95 @@ fn parse_webhook(
                 Method::Post
             }
         },
-        None => Method::Post,
+        // Seed 000: GET by default; a body means POST.
+        None if has_body => Method::Post,
+        None => Method::Get,
     };
 
-    let headers: Vec<(String, String)> = get_string_map(c, t, "headers")
+    let headers: Vec<(String, Template)> = get_string_map(c, t, "headers")
         .into_iter()
-        .filter_map(|Entry { key: k, value: v, key_span, value_span }| {
-            let lower = k.to_ascii_lowercase();
-            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
-                c.error(key_span, format!("`{k}` is not a valid header name"));
-            } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-tocsin-") {
-                c.error(key_span, format!("header `{k}` is set by tocsin itself (use `auth` for Authorization)"));
-            } else if v.contains("${") {
-                c.error(value_span, "template variables in `headers` are not supported by this version of tocsin yet");
-            } else if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-                c.error(value_span, format!("header `{k}` contains a line break or control character"));
-            } else if v.len() > MAX_HEADER_VALUE_LEN {
-                c.error(value_span, format!("header `{k}` is longer than {MAX_HEADER_VALUE_LEN} bytes"));
-            } else {
-                return Some((k, v));
-            }
-            None
-        })
+        .filter_map(
+            |Entry {
+                 key: k,
+                 value: v,
+                 key_span,
+                 value_span,
+             }| {
+                let lower = k.to_ascii_lowercase();
+                if k.is_empty()
+                    || !k
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                {
+                    c.error(key_span, format!("`{k}` is not a valid header name"));
+                } else if RESERVED_HEADERS.contains(&lower.as_str())
+                    || lower.starts_with("x-tocsin-")
+                {
+                    c.error(
+                        key_span,
+                        format!(
+                            "header `{k}` is set by tocsin itself (use `auth` for Authorization)"
+                        ),
+                    );
+                } else if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                    c.error(
+                        value_span,
+                        format!("header `{k}` contains a line break or control character"),
+                    );
+                } else {
+                    return template_at(c, value_span, 0, &v, labels).map(|tpl| (k, tpl));
+                }
+                None
+            },
+        )
         .collect();
+    spans.headers = find(t, "headers").map(|(_, v)| v.span());
     if headers.len() > MAX_HEADERS {
-        let (_, hv) = find(t, "headers").expect("headers were read");
         c.error(
-            hv.span(),
+            spans.headers.clone().unwrap_or(span.clone()),
             format!("too many headers: the limit is {MAX_HEADERS}"),
         );
     }
+
+    // `signing`: seed 003's cloudmonitor-form `signature`, or DingTalk's signed URL.
+    // Standard Webhooks signing is issue 5.
+    let signing = get_table(c, t, "signing")
+        .and_then(|sg| {
+            check_keys(c, sg, &["scheme", "secret", "secret_env", "secret_file"], &[], "`signing`");
+            let Some((scheme, sspan)) = get_str(c, sg, "scheme") else {
+                let (k, _) = find(t, "signing").expect("signing was read");
+                c.error(k, "`signing` needs `scheme`: \"cloudmonitor\" or \"dingtalk\"");
+                return None;
+            };
+            match scheme {
+                "cloudmonitor" if format.is_some_and(|f| f != Format::CloudmonitorForm) => {
+                    c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-form format");
+                    None
+                }
+                "cloudmonitor" => secret(c, sg, "secret", sspan).map(Signing::Cloudmonitor),
+                "dingtalk" if format.is_some_and(|f| f != Format::Template) => {
+                    c.error(sspan, "the dingtalk signature is for the template format");
+                    None
+                }
+                "dingtalk" => secret(c, sg, "secret", sspan).map(Signing::DingTalk),
+                "standard-webhooks" => {
+                    c.error(sspan, "signing scheme `standard-webhooks` is not supported by this version of tocsin yet");
+                    None
+                }
+                _ => {
+                    c.error(sspan, format!("unknown signing scheme `{scheme}`: expected \"cloudmonitor\" or \"dingtalk\""));
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
 
     let auth = get_table(c, t, "auth").map_or(Auth::None, |a| parse_auth(c, a));
 
     // Seed 000: timeout 10 s, 2 retries, 2 s apart. Seeds 001/003: 5 s and 3 retries.
     let (def_timeout, def_retries) = match format {
-        Some(Format::CloudmonitorJson) => (5000, 3),
-        None => (10_000, 2),
+        Some(Format::CloudmonitorJson | Format::CloudmonitorForm) => (5000, 3),
+        _ => (10_000, 2),
     };
     let language = match get_str(c, t, "language") {
         Some((s, lspan)) => Language::from_config(s).unwrap_or_else(|| {
@@ -1130,10 +1393,14 @@ fn parse_webhook(
     let webhook = Webhook {
         name: String::new(),
         enabled: get_bool(c, t, "enabled").unwrap_or(true),
-        url: url?,
+        url: url?.0,
+        target: target?,
         format: format?,
         method,
         headers,
+        body,
+        content_type,
+        signing,
         auth,
         timeout_ms: get_duration(c, t, "timeout").unwrap_or(def_timeout),
         retries: get_int(c, t, "retries", 0, i64::from(MAX_RETRIES)).unwrap_or(def_retries) as u32,
@@ -1148,10 +1415,118 @@ fn parse_webhook(
     if !valid_name(c, name, name_span, "webhook") {
         return None;
     }
-    Some(Webhook {
-        name: name.to_string(),
-        ..webhook
-    })
+    Some((
+        Webhook {
+            name: name.to_string(),
+            ..webhook
+        },
+        spans,
+    ))
+}
+
+/// Where a webhook's parts are, for errors found after parsing (the render proofs).
+#[derive(Clone, Debug, Default)]
+struct WebhookSpans {
+    table: Range<usize>,
+    url: Option<Range<usize>>,
+    query: Option<Range<usize>>,
+    headers: Option<Range<usize>>,
+    body: Option<Range<usize>>,
+}
+
+/// Parses a template held in the TOML string at `span`; `base` is where `text` starts in
+/// the string's value. An error points at the variable when the string's text maps 1:1
+/// onto the source (no escapes before it), else at the string.
+fn template_at(
+    c: &mut Collector,
+    span: Range<usize>,
+    base: usize,
+    text: &str,
+    labels: &[(String, String)],
+) -> Option<Template> {
+    match Template::parse(text, labels) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let pos = value_offset(c.src(), &span, base + e.offset).unwrap_or(span.start);
+            c.error(pos..pos, e.message);
+            None
+        }
+    }
+}
+
+/// The source offset of byte `offset` of the string value whose token is at `span`.
+fn value_offset(src: &str, span: &Range<usize>, offset: usize) -> Option<usize> {
+    let raw = src.get(span.clone())?;
+    let (q, literal) = if raw.starts_with("'''") {
+        (3, true)
+    } else if raw.starts_with("\"\"\"") {
+        (3, false)
+    } else {
+        (1, raw.starts_with('\''))
+    };
+    // A newline right after a multi-line string's opening quotes is not part of the value.
+    let skip = if q == 3 {
+        [("\r\n", 2), ("\n", 1)]
+            .iter()
+            .find(|(p, _)| raw[q..].starts_with(p))
+            .map_or(0, |(_, n)| *n)
+    } else {
+        0
+    };
+    let body = raw.get(q + skip..)?;
+    let before = body.get(..offset)?;
+    if !literal && before.contains('\\') {
+        return None;
+    }
+    Some(span.start + q + skip + offset)
+}
+
+/// `url`: scheme, host and port fixed; path and query may hold variables.
+fn url_template(
+    c: &mut Collector,
+    text: &str,
+    span: Range<usize>,
+    labels: &[(String, String)],
+) -> Option<(Url, Template)> {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    let authority_end = text[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| after_scheme + i);
+    if text[..authority_end].contains("${") {
+        c.error(span, "`url`: variables may stand only in the path and query, not in the scheme, host or port");
+        return None;
+    }
+    // Check the URL's shape with every variable replaced by a plain placeholder.
+    let mut probe = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        probe.push_str(&rest[..i]);
+        probe.push('x');
+        rest = rest[i..].find('}').map_or("", |j| &rest[i + j + 1..]);
+    }
+    probe.push_str(rest);
+    let url = match parse_url(&probe) {
+        Ok(u) => u,
+        Err(m) => {
+            c.error(span, format!("`url`: {m}"));
+            return None;
+        }
+    };
+    let tail = text[authority_end..].split('#').next().unwrap_or("");
+    let template = if tail.starts_with('/') {
+        template_at(c, span, authority_end, tail, labels)?
+    } else {
+        let mut t = template_at(c, span, authority_end, tail, labels)?;
+        t.segments.insert(0, Segment::Lit("/".into()));
+        t
+    };
+    Some((
+        Url {
+            text: text.to_string(),
+            ..url
+        },
+        template,
+    ))
 }
 
 fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {

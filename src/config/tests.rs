@@ -1,4 +1,5 @@
 use super::*;
+use crate::render::template::Segment;
 
 const GOOD: &str = r#"
 [agent]
@@ -63,7 +64,14 @@ fn a_good_config_validates() {
         (5000, 3, 2000),
         "cloudmonitor defaults (seeds 001/003)"
     );
-    assert_eq!(w.url.path_and_query, "/alarm?device=gw%2042");
+    assert_eq!(
+        w.target.segments,
+        vec![
+            Segment::Lit("/alarm".into()),
+            Segment::Lit("?device=".into()),
+            Segment::Lit("gw%2042".into())
+        ]
+    );
     assert_eq!(w.auth, Auth::Bearer(Secret("s3cret".into())));
     assert!(
         !format!("{:?}", w.auth).contains("s3cret"),
@@ -134,9 +142,10 @@ fn a_custom_user_agent_replaces_ours_and_reserved_headers_are_refused() {
         "t",
     )
     .unwrap();
+    let (name, value) = &c.webhooks[0].headers[0];
     assert_eq!(
-        c.webhooks[0].headers,
-        vec![("User-Agent".to_string(), "fleet/1".to_string())]
+        (name.as_str(), value.segments.as_slice()),
+        ("User-Agent", &[Segment::Lit("fleet/1".into())][..])
     );
     for h in [
         "Content-Type",

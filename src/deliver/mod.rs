@@ -13,8 +13,8 @@ pub mod tls;
 
 use crate::config::{Auth, Config, Scheme, Webhook};
 use crate::event::Event;
-use crate::limits::{MAX_BODY_LEN, OUTBOX_CAPACITY};
-use crate::render::{self, base64_into, Origin};
+use crate::limits::{MAX_BODY_LEN, MAX_HEADER_VALUE_LEN, MAX_URL_LEN, OUTBOX_CAPACITY};
+use crate::render::{self, base64_into, Ctx, Escape, FixedWriter, Origin};
 use bytes::Bytes;
 use client::{Client, TlsConfig};
 use http_body_util::Full;
@@ -38,8 +38,51 @@ pub enum Mode {
     DryRun,
 }
 
-/// The request headers for `event`, in order. With `redact`, secrets are replaced.
-pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String)> {
+/// The device's identity as payloads see it.
+pub fn origin(cfg: &Config) -> Origin<'_> {
+    Origin {
+        device_id: &cfg.agent.device_id,
+        hostname: &cfg.agent.hostname,
+        interval_ms: cfg.agent.interval_ms,
+        labels: &cfg.agent.labels,
+    }
+}
+
+/// The request target (path and query) of `ctx.event` for `wh`; `now_ms` signs it where
+/// the webhook's signing scheme puts a signature in the URL (DingTalk).
+pub fn target(wh: &Webhook, ctx: &Ctx<'_>, now_ms: u64) -> String {
+    let mut buf = [0u8; MAX_URL_LEN];
+    let mut w = FixedWriter::new(&mut buf);
+    // Proved at load to fit; a failure would leave a truncated target, so log it.
+    if wh.target.render(&mut w, ctx, Escape::Url).is_err() {
+        crate::error!(
+            "webhook {}: request target longer than {MAX_URL_LEN} bytes, truncated",
+            wh.name
+        );
+    }
+    let mut t = w.as_str().to_string();
+    if let crate::config::Signing::DingTalk(secret) = &wh.signing {
+        t.push(if t.contains('?') { '&' } else { '?' });
+        t.push_str(&dingtalk_sign(secret.expose(), now_ms));
+    }
+    t
+}
+
+/// DingTalk's robot signature: `timestamp=MS&sign=` urlencoded base64 of
+/// HMAC-SHA256(key = secret, "MS\nsecret").
+pub fn dingtalk_sign(secret: &str, now_ms: u64) -> String {
+    let tag = render::form::sign(secret.as_bytes(), format!("{now_ms}\n{secret}").as_bytes());
+    let mut b64 = String::new();
+    base64_into(tag.as_ref(), &mut b64);
+    let mut out = format!("timestamp={now_ms}&sign=");
+    crate::config::percent_encode_into(&b64, &mut out);
+    out
+}
+
+/// The request headers of `ctx.event` for `wh`, in order. With `redact`, secrets are
+/// replaced by `<redacted>`.
+pub fn headers(wh: &Webhook, ctx: &Ctx<'_>, redact: bool) -> Vec<(String, String)> {
+    let event = ctx.event;
     let mut h: Vec<(String, String)> = vec![("Host".into(), wh.url.host_header())];
     if !wh
         .headers
@@ -48,17 +91,14 @@ pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String
     {
         h.push(("User-Agent".into(), USER_AGENT.into()));
     }
-    h.extend([
-        (
-            "Content-Type".into(),
-            render::content_type(wh.format).into(),
-        ),
-        (
-            "X-Tocsin-Event-Id".into(),
-            event.id.to_text().as_str().into(),
-        ),
-        ("X-Tocsin-Event-Type".into(), event.kind.as_str().into()),
-    ]);
+    if let Some(ct) = render::content_type(wh) {
+        h.push(("Content-Type".into(), ct.into()));
+    }
+    h.push((
+        "X-Tocsin-Event-Id".into(),
+        event.id.to_text().as_str().into(),
+    ));
+    h.push(("X-Tocsin-Event-Type".into(), event.kind.as_str().into()));
     match &wh.auth {
         Auth::None => {}
         Auth::Bearer(token) => {
@@ -78,7 +118,17 @@ pub fn headers(wh: &Webhook, event: &Event, redact: bool) -> Vec<(String, String
             h.push(("Authorization".into(), v));
         }
     }
-    h.extend(wh.headers.iter().cloned());
+    for (name, tpl) in &wh.headers {
+        let mut buf = [0u8; MAX_HEADER_VALUE_LEN];
+        let mut w = FixedWriter::new(&mut buf);
+        if tpl.render(&mut w, ctx, Escape::Header).is_err() {
+            crate::error!(
+                "webhook {}: header {name} longer than {MAX_HEADER_VALUE_LEN} bytes, truncated",
+                wh.name
+            );
+        }
+        h.push((name.clone(), w.as_str().to_string()));
+    }
     h
 }
 
@@ -92,18 +142,18 @@ pub struct Head {
 }
 
 impl Head {
-    /// Builds the head for `event` to `wh`.
+    /// Builds the head for `ctx.event` to `wh`.
     ///
     /// # Errors
     /// A header or target that is not valid HTTP. Config validation rules this out; the
     /// error exists so that a gap there fails loudly instead of sending a broken request.
-    pub fn new(wh: &Webhook, event: &Event) -> Result<Head, String> {
+    pub fn new(wh: &Webhook, ctx: &Ctx<'_>) -> Result<Head, String> {
         let method =
             hyper::Method::from_bytes(wh.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
-        let uri = hyper::Uri::try_from(wh.url.path_and_query.as_str())
+        let uri = hyper::Uri::try_from(target(wh, ctx, unix_ms()))
             .map_err(|e| format!("invalid request target: {e}"))?;
         let mut headers = hyper::HeaderMap::new();
-        for (k, v) in self::headers(wh, event, false) {
+        for (k, v) in self::headers(wh, ctx, false) {
             let name = hyper::header::HeaderName::try_from(k.as_str())
                 .map_err(|e| format!("header `{k}`: {e}"))?;
             let value = hyper::header::HeaderValue::try_from(v)
@@ -128,39 +178,46 @@ impl Head {
 }
 
 /// The request as text, secrets redacted: what `--dry-run` and `render` print.
-pub fn format_request(wh: &Webhook, event: &Event, body: &[u8]) -> String {
+pub fn format_request(wh: &Webhook, ctx: &Ctx<'_>, body: &[u8]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{} {} HTTP/1.1",
         wh.method.as_str(),
-        wh.url.path_and_query
+        redact_sign(&target(wh, ctx, unix_ms()))
     );
-    for (k, v) in headers(wh, event, true) {
+    for (k, v) in headers(wh, ctx, true) {
         let _ = writeln!(s, "{k}: {v}");
     }
-    let _ = writeln!(s, "Content-Length: {}", body.len());
+    if !body.is_empty() || wh.method != crate::config::Method::Get {
+        let _ = writeln!(s, "Content-Length: {}", body.len());
+    }
     let _ = writeln!(s);
     s.push_str(&String::from_utf8_lossy(body));
     s.push('\n');
     s
 }
 
-/// Renders `event` for `wh` into `buf`.
-///
-/// # Errors
-/// The payload does not fit the fixed buffer.
-pub fn render_for(
-    cfg: &Config,
-    wh: &Webhook,
-    event: &Event,
-    buf: &mut [u8],
-) -> Result<usize, render::RenderError> {
-    let origin = Origin {
-        device_id: &cfg.agent.device_id,
-        hostname: &cfg.agent.hostname,
-    };
-    render::render(wh.format, event, &origin, buf)
+/// Hides a URL signature from printed output (it is a credential for its time window).
+fn redact_sign(target: &str) -> String {
+    match target.find("&sign=").or_else(|| target.find("?sign=")) {
+        Some(i) => {
+            let end = target[i + 1..]
+                .find('&')
+                .map_or(target.len(), |j| i + 1 + j);
+            format!("{}sign=<redacted>{}", &target[..=i], &target[end..])
+        }
+        None => target.to_string(),
+    }
+}
+
+/// The context for rendering `event` to `wh`.
+pub fn ctx<'a>(wh: &Webhook, event: &'a Event, origin: &'a Origin<'a>) -> Ctx<'a> {
+    Ctx {
+        event,
+        origin,
+        language: wh.language,
+    }
 }
 
 /// How one event's delivery ended.
@@ -195,10 +252,11 @@ fn unix_ms() -> u64 {
 pub async fn deliver(
     client: &mut Client,
     wh: &Webhook,
-    event: &Event,
+    ctx: &Ctx<'_>,
     body: Bytes,
     max_attempts: u32,
 ) -> Delivery {
+    let event = ctx.event;
     let policy = RetryPolicy {
         retries: wh.retries,
         interval_ms: wh.retry_interval_ms,
@@ -210,7 +268,7 @@ pub async fn deliver(
     let timeout = Duration::from_millis(wh.timeout_ms);
     let start = Instant::now();
     let mut last_status = None;
-    let head = match Head::new(wh, event) {
+    let head = match Head::new(wh, ctx) {
         Ok(h) => h,
         Err(e) => {
             crate::error!("webhook {}: {kind} {id} cannot be sent: {e}", wh.name);
@@ -330,8 +388,10 @@ pub fn spawn_outbox(cfg: Arc<Config>, index: usize, mode: Mode) -> Result<Outbox
         let wh = &cfg.webhooks[index];
         let mut client = Client::new(wh.url.clone(), tls);
         let mut buf = vec![0u8; MAX_BODY_LEN].into_boxed_slice();
+        let origin = origin(&cfg);
         while let Some(event) = rx.recv().await {
-            let n = match render_for(&cfg, wh, &event, &mut buf) {
+            let ctx = ctx(wh, &event, &origin);
+            let n = match render::render(wh, &ctx, &mut buf) {
                 Ok(n) => n,
                 Err(e) => {
                     crate::error!(
@@ -349,13 +409,13 @@ pub fn spawn_outbox(cfg: Arc<Config>, index: usize, mode: Mode) -> Result<Outbox
                     let text = format!(
                         "# webhook {} (dry run)\n{}\n",
                         wh.name,
-                        format_request(wh, &event, &buf[..n])
+                        format_request(wh, &ctx, &buf[..n])
                     );
                     let _ = std::io::stdout().lock().write_all(text.as_bytes());
                 }
                 Mode::Send => {
                     let body = Bytes::copy_from_slice(&buf[..n]);
-                    deliver(&mut client, wh, &event, body, u32::MAX).await;
+                    deliver(&mut client, wh, &ctx, body, u32::MAX).await;
                 }
             }
         }

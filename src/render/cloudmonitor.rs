@@ -5,15 +5,12 @@
 //! a string (`[{"expression":"$value>90","level":3,"times":2}]`). Levels map to the
 //! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (seed 001: 4 = email, 3 = SMS + email).
 
+use super::template::write_alert_name;
 use super::text::{fmt_value, json_str_into, FixedWriter};
-use super::{Origin, RenderError};
-use crate::event::Event;
+use super::{Ctx, RenderError, NAMESPACE};
 use crate::rule::Level;
 use core::fmt::Write as _;
 use serde::Serialize;
-
-/// The namespace / metricProject tocsin reports its metrics under.
-pub const NAMESPACE: &str = "tocsin";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,11 +40,12 @@ pub fn level_number(l: Level) -> u8 {
     }
 }
 
-pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
+pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
+    let (e, o) = (ctx.event, ctx.origin);
     let full = |_| RenderError::BufferFull;
 
     // `dimensions`: [{"userId":"…","instanceId":"…","mount":"/"}]
-    let mut dims_buf = [0u8; 512];
+    let mut dims_buf = [0u8; 1024];
     let mut dims = FixedWriter::new(&mut dims_buf);
     (|| {
         dims.write_str("[{\"userId\":")?;
@@ -64,7 +62,8 @@ pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<u
     })()
     .map_err(full)?;
 
-    // `expression`: [{"expression":"$value>90","level":3,"times":2}]
+    // `expression`: [{"expression":"$value>90","level":3,"times":2}] — `times` is the
+    // rule's configured count, as seed 001 defines it.
     let mut expr_buf = [0u8; 160];
     let mut expr = FixedWriter::new(&mut expr_buf);
     match e.threshold {
@@ -83,23 +82,17 @@ pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<u
     let mut ts = heapless::String::<20>::new();
     let _ = write!(ts, "{}", e.timestamp_ms / 1000);
     let cur = e.value.map(fmt_value).unwrap_or_default();
-    let mut agent_name = heapless::String::<32>::new();
-    let (alert_name, metric_name) = match e.metric {
-        Some(m) => (e.rule_name.as_str(), m.name()),
-        None => {
-            let _ = write!(agent_name, "tocsin.{}", e.kind.as_str());
-            (agent_name.as_str(), e.kind.as_str())
-        }
-    };
+    let mut name = heapless::String::<80>::new();
+    let _ = write_alert_name(&mut name, e.kind, &e.rule_name);
     let body = Body {
         user_id: o.device_id,
-        alert_name,
+        alert_name: &name,
         timestamp: &ts,
         alert_state: e.state.as_str(),
         dimensions: dims.as_str(),
         expression: expr.as_str(),
         cur_value: &cur,
-        metric_name,
+        metric_name: e.metric.map_or(e.kind.as_str(), |m| m.name()),
         metric_project: NAMESPACE,
         instance_name: o.hostname,
         namespace: NAMESPACE,

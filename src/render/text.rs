@@ -1,6 +1,7 @@
 //! Small no-allocation text helpers for rendering.
 
 use core::fmt;
+use core::fmt::Write as _;
 
 /// A `fmt::Write` over a fixed byte buffer; writing past the end fails (and sets `overflow`).
 pub struct FixedWriter<'a> {
@@ -53,8 +54,17 @@ impl fmt::Write for FixedWriter<'_> {
 ///
 /// # Errors
 /// When `out` is full.
-pub fn json_str_into(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+pub fn json_str_into(out: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
     out.write_char('"')?;
+    json_escape_into(out, s)?;
+    out.write_char('"')
+}
+
+/// Writes `s` escaped for the inside of a JSON string (no quotes).
+///
+/// # Errors
+/// When `out` is full.
+pub fn json_escape_into(out: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
     let mut start = 0;
     for (i, c) in s.char_indices() {
         let esc = match c {
@@ -74,8 +84,98 @@ pub fn json_str_into(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
         }
         start = i + c.len_utf8();
     }
-    out.write_str(&s[start..])?;
-    out.write_char('"')
+    out.write_str(&s[start..])
+}
+
+/// Where a value lands, and so how it is escaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// Inside a JSON string: RFC 8259 escaping.
+    Json,
+    /// A form-urlencoded value: percent-encoding, space as `+` (WHATWG).
+    Form,
+    /// A URL path or query: percent-encoding of all but unreserved characters.
+    Url,
+    /// XML text or attribute: `&amp; &lt; &gt; &quot; &apos;`; characters XML 1.0
+    /// cannot carry (controls other than tab, CR, LF) become U+FFFD.
+    Xml,
+    /// A header value: one line, control characters become spaces.
+    Header,
+    /// Plain text: as it is.
+    Text,
+}
+
+impl Escape {
+    /// The character that grows the most under this escaping: synthetic worst-case
+    /// events are filled with it to bound a template's output.
+    pub fn worst_char(self) -> char {
+        match self {
+            Escape::Json => '\u{1}',
+            Escape::Form | Escape::Url => '"',
+            Escape::Xml => '"',
+            Escape::Header | Escape::Text => 'x',
+        }
+    }
+}
+
+/// A `fmt::Write` that escapes everything written through it.
+pub struct Escaped<'w, W: fmt::Write + ?Sized> {
+    /// Where escaped text goes.
+    pub inner: &'w mut W,
+    /// How.
+    pub escape: Escape,
+}
+
+impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.escape {
+            Escape::Json => json_escape_into(self.inner, s),
+            Escape::Text => self.inner.write_str(s),
+            Escape::Form | Escape::Url => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                for b in s.bytes() {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                        self.inner.write_char(char::from(b))?;
+                    } else if b == b' ' && self.escape == Escape::Form {
+                        self.inner.write_char('+')?;
+                    } else {
+                        self.inner.write_char('%')?;
+                        self.inner
+                            .write_char(char::from(HEX[usize::from(b >> 4)]))?;
+                        self.inner
+                            .write_char(char::from(HEX[usize::from(b & 15)]))?;
+                    }
+                }
+                Ok(())
+            }
+            Escape::Xml => {
+                let mut start = 0;
+                for (i, c) in s.char_indices() {
+                    let rep = match c {
+                        '&' => "&amp;",
+                        '<' => "&lt;",
+                        '>' => "&gt;",
+                        '"' => "&quot;",
+                        '\'' => "&apos;",
+                        '\t' | '\n' | '\r' => continue,
+                        c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => "\u{fffd}",
+                        _ => continue,
+                    };
+                    self.inner.write_str(&s[start..i])?;
+                    self.inner.write_str(rep)?;
+                    start = i + c.len_utf8();
+                }
+                self.inner.write_str(&s[start..])
+            }
+            Escape::Header => {
+                for c in s.chars() {
+                    self.inner
+                        .write_char(if c.is_control() { ' ' } else { c })?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Formats a metric value the way people read it: integers without a fraction,
@@ -86,7 +186,12 @@ pub fn fmt_value(v: f64) -> heapless::String<32> {
     if !v.is_finite() {
         return s;
     }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    if v.abs() >= 1e15 {
+        // Bounded length for any finite value: -1.7976931348623157e308 is 23 bytes.
+        let _ = write!(s, "{v:e}");
+        return s;
+    }
+    if v.fract() == 0.0 {
         let _ = write!(s, "{}", v as i64);
         return s;
     }
@@ -104,8 +209,51 @@ pub fn fmt_value(v: f64) -> heapless::String<32> {
     s
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) for unix milliseconds.
+pub fn iso8601(ms: u64) -> heapless::String<24> {
+    let mut s = heapless::String::new();
+    let (date, time) = civil(ms / 1000);
+    let _ = write!(
+        s,
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date.0, date.1, date.2, time.0, time.1, time.2
+    );
+    s
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone), HertzBeat's `gmtCreate` shape.
+pub fn local_datetime(ms: u64) -> heapless::String<24> {
+    let mut s = iso8601(ms);
+    s.pop();
+    s
+}
+
+/// Unix seconds → ((year, month, day), (hour, minute, second)), UTC (Hinnant's algorithm).
+fn civil(secs: u64) -> ((i64, u32, u32), (u64, u64, u64)) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    ((y, m, d), (rem / 3600, rem % 3600 / 60, rem % 60))
+}
+
 /// Appends the standard base64 (RFC 4648, padded) encoding of `data`.
 pub fn base64_into(data: &[u8], out: &mut String) {
+    let _ = base64_write(data, out);
+}
+
+/// Writes the standard base64 (RFC 4648, padded) encoding of `data`.
+///
+/// # Errors
+/// When `out` is full.
+pub fn base64_write(data: &[u8], out: &mut (impl fmt::Write + ?Sized)) -> fmt::Result {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in data.chunks(3) {
         let b = [
@@ -116,14 +264,14 @@ pub fn base64_into(data: &[u8], out: &mut String) {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+                out.write_char(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]))?;
             } else {
-                out.push('=');
+                out.write_char('=')?;
             }
         }
     }
+    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -144,7 +292,6 @@ mod tests {
     }
 
     use super::*;
-    use fmt::Write as _;
 
     #[test]
     fn values() {
@@ -155,9 +302,48 @@ mod tests {
             (95.0, "95"),
             (-0.001, "0"),
             (2.999, "3"),
-            (1e20, "100000000000000000000"),
+            (1e20, "1e20"),
+            (f64::MIN, "-1.7976931348623157e308"),
+            (123456789012.125, "123456789012.12"),
         ] {
             assert_eq!(fmt_value(v).as_str(), s, "{v}");
+        }
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(0).as_str(), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400_000).as_str(), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_339_813_999).as_str(), "2026-11-22T09:30:13Z");
+        assert_eq!(
+            local_datetime(1_645_795_933_000).as_str(),
+            "2022-02-25T13:32:13"
+        );
+    }
+
+    #[test]
+    fn escaping_by_place() {
+        let cases = [
+            (Escape::Json, "a\"<&\n\u{1}", r#"a\"<&\n\u0001"#),
+            (Escape::Form, "a b&c=d/é", "a+b%26c%3Dd%2F%C3%A9"),
+            (Escape::Url, "a b&c", "a%20b%26c"),
+            (
+                Escape::Xml,
+                "<a href=\"x\">'&'</a>]]>\u{1}",
+                "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;]]&gt;\u{fffd}",
+            ),
+            (Escape::Header, "a\r\nb\tc", "a  b c"),
+            (Escape::Text, "a\nb", "a\nb"),
+        ];
+        for (esc, input, want) in cases {
+            let mut out = String::new();
+            Escaped {
+                inner: &mut out,
+                escape: esc,
+            }
+            .write_str(input)
+            .unwrap();
+            assert_eq!(out, want, "{esc:?}");
         }
     }
 

@@ -1,0 +1,92 @@
+//! `${alarm}`: the complete event as one JSON object, written into the output directly.
+
+use super::template::{write_alert_name, write_var, Var};
+use super::text::{json_str_into, Escape, Escaped};
+use super::Ctx;
+use core::fmt;
+
+/// String-valued fields, in output order.
+const STRING_FIELDS: &[(&str, Var)] = &[
+    ("event_id", Var::EventId),
+    ("event_type", Var::EventType),
+    ("rule_id", Var::RuleId),
+    ("state", Var::State),
+    ("level", Var::Level),
+    ("prev_level", Var::PrevLevel),
+    ("metric", Var::Metric),
+    ("namespace", Var::Namespace),
+    ("unit", Var::Unit),
+    ("threshold", Var::Threshold),
+    ("expression", Var::Expression),
+    ("device_id", Var::DeviceId),
+    ("hostname", Var::Hostname),
+    ("time_iso", Var::TimeIso),
+    ("content", Var::Content),
+    ("replay_of", Var::ReplayOf),
+];
+
+/// Number-valued fields, in output order.
+const NUMBER_FIELDS: &[(&str, Var)] = &[
+    ("times", Var::Times),
+    ("timestamp", Var::Timestamp),
+    ("timestamp_ms", Var::TimestampMs),
+    ("first_trigger_ms", Var::FirstTriggerMs),
+    ("last_trigger_ms", Var::LastTriggerMs),
+    ("interval_ms", Var::IntervalMs),
+];
+
+/// Writes the event as a JSON object: every string field, `value` (a number or null), the
+/// numbers, `dimensions` and `labels` as objects.
+///
+/// # Errors
+/// When `out` is full.
+pub fn write(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
+    let e = ctx.event;
+    out.write_str("{\"alert_name\":\"")?;
+    write_alert_name(
+        &mut Escaped {
+            inner: out,
+            escape: Escape::Json,
+        },
+        e.kind,
+        &e.rule_name,
+    )?;
+    out.write_char('"')?;
+    for (name, var) in STRING_FIELDS {
+        write!(out, ",\"{name}\":\"")?;
+        write_var(
+            &mut Escaped {
+                inner: out,
+                escape: Escape::Json,
+            },
+            *var,
+            ctx,
+        )?;
+        out.write_char('"')?;
+    }
+    out.write_str(",\"value\":")?;
+    match e.value {
+        Some(v) => write!(out, "{}", super::fmt_value(v))?,
+        None => out.write_str("null")?,
+    }
+    for (name, var) in NUMBER_FIELDS {
+        write!(out, ",\"{name}\":")?;
+        write_var(out, *var, ctx)?;
+    }
+    out.write_str(",\"dimensions\":{")?;
+    if let (Some(k), false) = (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+        json_str_into(out, k)?;
+        out.write_char(':')?;
+        json_str_into(out, &e.dim)?;
+    }
+    out.write_str("},\"labels\":{")?;
+    for (i, (k, v)) in ctx.origin.labels.iter().enumerate() {
+        if i > 0 {
+            out.write_char(',')?;
+        }
+        json_str_into(out, k)?;
+        out.write_char(':')?;
+        json_str_into(out, v)?;
+    }
+    out.write_str("}}")
+}

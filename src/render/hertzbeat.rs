@@ -1,0 +1,119 @@
+//! HertzBeat's webhook body (seed 002).
+//!
+//! `id` and `alertDefineId` are int64: the id comes from the event id's random bits, the
+//! definition id is a stable hash of the rule name. `priority` 0/1/2 = CRITICAL/WARN/INFO;
+//! `status` 0 = alarm (to be processed), 2 = recovered. The seed's example has `tag`, its
+//! table `tags`: both are sent, equal. Times are milliseconds; `gmtCreate` (first trigger)
+//! and `gmtUpdate` (this event) are `YYYY-MM-DDTHH:MM:SS` in UTC.
+
+use super::template::write_alert_name;
+use super::text::{local_datetime, FixedWriter};
+use super::{content, Ctx, RenderError};
+use crate::event::EventType;
+use crate::rule::Level;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    id: i64,
+    target: &'a str,
+    alert_define_id: i64,
+    priority: u8,
+    content: &'a str,
+    tag: Tags<'a>,
+    tags: Tags<'a>,
+    status: u8,
+    times: u32,
+    first_trigger_time: u64,
+    last_trigger_time: u64,
+    next_eval_interval: u64,
+    gmt_create: &'a str,
+    gmt_update: &'a str,
+}
+
+/// The tag map: device, instance, metric, the series' dimension and the fleet labels.
+/// Keys are identifiers (label names are validated), so they need no escaping.
+#[derive(Clone, Copy)]
+struct Tags<'a>(&'a Ctx<'a>);
+
+impl Serialize for Tags<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, o) = (self.0.event, self.0.origin);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("device_id", o.device_id)?;
+        m.serialize_entry("instance", o.hostname)?;
+        if let Some(metric) = e.metric {
+            m.serialize_entry("metric", metric.name())?;
+            if let (Some(k), false) = (metric.dimension(), e.dim.is_empty()) {
+                m.serialize_entry(k, e.dim.as_str())?;
+            }
+        }
+        for (k, v) in o.labels {
+            m.serialize_entry(k.as_str(), v.as_str())?;
+        }
+        m.end()
+    }
+}
+
+/// HertzBeat's priority for a level.
+pub fn priority(l: Level) -> u8 {
+    match l {
+        Level::Critical => 0,
+        Level::Warn => 1,
+        Level::Info => 2,
+    }
+}
+
+/// FNV-1a, 63 bits: a stable positive int64 for a name.
+fn define_id(name: &str, kind: EventType) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    if name.is_empty() {
+        eat(b"tocsin.");
+        eat(kind.as_str().as_bytes());
+    } else {
+        eat(name.as_bytes());
+    }
+    (h & i64::MAX as u64) as i64
+}
+
+pub(super) fn render(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
+    let e = ctx.event;
+    let mut content_buf = [0u8; 1024];
+    let mut text = FixedWriter::new(&mut content_buf);
+    content::write(&mut text, ctx).map_err(|_| RenderError::BufferFull)?;
+    let mut target = heapless::String::<80>::new();
+    match e.metric {
+        Some(m) => {
+            let _ = target.push_str(m.name());
+        }
+        None => {
+            let _ = write_alert_name(&mut target, e.kind, "");
+        }
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&e.id.0[8..]);
+    let body = Body {
+        id: (u64::from_be_bytes(id) & i64::MAX as u64) as i64,
+        target: &target,
+        alert_define_id: define_id(&e.rule_name, e.kind),
+        priority: priority(e.level),
+        content: text.as_str(),
+        tag: Tags(ctx),
+        tags: Tags(ctx),
+        status: if e.kind == EventType::Recovery { 2 } else { 0 },
+        times: e.times,
+        first_trigger_time: e.first_trigger_ms,
+        last_trigger_time: e.last_trigger_ms,
+        next_eval_interval: ctx.origin.interval_ms,
+        gmt_create: &local_datetime(e.first_trigger_ms),
+        gmt_update: &local_datetime(e.timestamp_ms),
+    };
+    serde_json_core::to_slice(&body, buf).map_err(|_| RenderError::BufferFull)
+}
