@@ -96,8 +96,8 @@ pub enum Escape {
     Form,
     /// A URL path or query: percent-encoding of all but unreserved characters.
     Url,
-    /// XML text or attribute: `&amp; &lt; &gt; &quot; &apos;`; characters XML 1.0
-    /// cannot carry (controls other than tab, CR, LF) become U+FFFD.
+    /// XML text or attribute: `&amp; &lt; &gt; &quot; &apos;`, tab, LF and CR as character
+    /// references; characters XML 1.0 cannot carry (other controls) become U+FFFD.
     Xml,
     /// A header value: one line, control characters become spaces.
     Header,
@@ -157,7 +157,11 @@ impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
                         '>' => "&gt;",
                         '"' => "&quot;",
                         '\'' => "&apos;",
-                        '\t' | '\n' | '\r' => continue,
+                        // As references, so neither line-end nor attribute
+                        // normalisation changes them.
+                        '\t' => "&#9;",
+                        '\n' => "&#10;",
+                        '\r' => "&#13;",
                         c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => "\u{fffd}",
                         _ => continue,
                     };
@@ -329,8 +333,8 @@ mod tests {
             (Escape::Url, "a b&c", "a%20b%26c"),
             (
                 Escape::Xml,
-                "<a href=\"x\">'&'</a>]]>\u{1}",
-                "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;]]&gt;\u{fffd}",
+                "<a href=\"x\">'&'</a>]]>\u{1}\r\n\t",
+                "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;]]&gt;\u{fffd}&#13;&#10;&#9;",
             ),
             (Escape::Header, "a\r\nb\tc", "a  b c"),
             (Escape::Text, "a\nb", "a\nb"),
