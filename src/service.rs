@@ -2,7 +2,7 @@
 //! webhook outboxes; signals reload (SIGHUP) or stop (SIGTERM, SIGINT) it.
 
 use crate::config::{self, Config};
-use crate::deliver::{self, Mode, Outbox};
+use crate::deliver::{self, Failure, Mode, Outbox};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::Samples;
 use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// How long SIGTERM waits for in-flight deliveries.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +41,8 @@ pub struct Agent {
     outboxes: Vec<Option<Outbox>>,
     /// Events dropped because an outbox was full.
     pub dropped: u64,
+    /// Outboxes report events they gave up on here.
+    failures: mpsc::Receiver<Failure>,
 }
 
 impl Agent {
@@ -51,10 +53,11 @@ impl Agent {
     pub fn new(cfg: Arc<Config>, mode: Mode) -> Result<Agent, String> {
         let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
         let mut outboxes = Vec::with_capacity(cfg.webhooks.len());
+        let (failed_tx, failures) = mpsc::channel(deliver::FAILURE_CAPACITY);
         for (i, wh) in cfg.webhooks.iter().enumerate() {
             outboxes.push(if wh.enabled {
                 Some(
-                    deliver::spawn_outbox(cfg.clone(), i, mode)
+                    deliver::spawn_outbox(cfg.clone(), i, mode, failed_tx.clone())
                         .map_err(|e| format!("webhook {}: {e}", wh.name))?,
                 )
             } else {
@@ -69,7 +72,22 @@ impl Agent {
             outboxes,
             cfg,
             dropped: 0,
+            failures,
         })
+    }
+
+    /// Waits for an outbox to give up on an event.
+    pub async fn next_failure(&mut self) -> Option<Failure> {
+        self.failures.recv().await
+    }
+
+    /// Announces a failure as a `delivery_failed` event to every other webhook that wants it.
+    pub fn announce_failure(&mut self, f: &Failure) {
+        let now = now_ms();
+        let event = Event::agent(EventType::DeliveryFailed, new_event_id(now), now, &f.detail);
+        for w in (0..self.cfg.webhooks.len()).filter(|&w| w != f.webhook) {
+            enqueue(&self.cfg, &mut self.outboxes, &mut self.dropped, w, &event);
+        }
     }
 
     /// The config this agent runs.
@@ -195,6 +213,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = ticker.tick() => agent.tick(now_ms()),
+            Some(f) = agent.next_failure() => agent.announce_failure(&f),
             _ = hup.recv() => match config::load(&path) {
                 Ok(new) => {
                     log_rules(&new);

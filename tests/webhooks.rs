@@ -373,3 +373,75 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn a_failed_delivery_is_announced_to_the_other_webhooks_only() {
+    let dir = TempDir::new("fallback");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let primary = Receiver::start();
+    primary.script(std::iter::repeat_n(Reply::Status(503, ""), 20));
+    let fallback = Receiver::start();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+device_id = "gw"
+hostname = "h"
+interval = "100ms"
+root = "{root}"
+
+[[rule]]
+name = "mem-high"
+metric = "mem.used_percent"
+critical = "> 95"
+notify = ["primary"]
+
+[[webhook]]
+name = "primary"
+url = "{primary}"
+format = "cloudmonitor-json"
+retries = 1
+retry_interval = "100ms"
+
+[[webhook]]
+name = "fallback"
+url = "{fallback}"
+format = "template"
+body = '{{"type": "${{event_type}}", "text": "${{content}}"}}'
+events = ["delivery_failed"]
+"#,
+            root = root.display(),
+            primary = primary.url("/p"),
+            fallback = fallback.url("/f"),
+        ),
+    )
+    .unwrap();
+    let _agent = Agent::start(&cfg, dir.path());
+    let r = fallback.wait_for(WAIT, "the delivery_failed event", |r| !r.is_empty());
+    let j = r[0].json();
+    assert_eq!(j["type"], "delivery_failed");
+    let text = j["text"].as_str().unwrap();
+    let first = &primary.received()[0];
+    let id = first.header("x-tocsin-event-id").unwrap();
+    // agent_start fails first (its default events include it), then the alarm; either names
+    // the failing webhook, the event and the last error.
+    assert!(
+        text.contains("primary: ") && text.contains("HTTP 503"),
+        "{text}"
+    );
+    assert!(
+        fallback
+            .received()
+            .iter()
+            .any(|x| x.json()["text"].as_str().unwrap().contains(id)),
+        "the failed event's id is named"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The failing webhook is never sent its own failure notices.
+    assert!(primary
+        .received()
+        .iter()
+        .all(|x| x.header("x-tocsin-event-type") != Some("delivery_failed")));
+}

@@ -12,7 +12,7 @@ pub mod retry;
 pub mod tls;
 
 use crate::config::{Auth, Config, Scheme, Webhook};
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use crate::limits::{MAX_BODY_LEN, MAX_HEADER_VALUE_LEN, MAX_URL_LEN, OUTBOX_CAPACITY};
 use crate::render::{self, base64_into, Ctx, Escape, FixedWriter, Origin};
 use bytes::Bytes;
@@ -377,11 +377,29 @@ pub struct Outbox {
     pub task: JoinHandle<()>,
 }
 
-/// Starts the worker of webhook `index`.
+/// An event a webhook gave up on, reported so that a `delivery_failed` event can go to the
+/// other webhooks (a fallback path).
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The webhook that failed.
+    pub webhook: usize,
+    /// One line: webhook, event type and id, last error.
+    pub detail: String,
+}
+
+/// Capacity of the failure channel; failures past it are logged only.
+pub const FAILURE_CAPACITY: usize = 16;
+
+/// Starts the worker of webhook `index`; it reports events it gives up on to `failures`.
 ///
 /// # Errors
 /// The webhook's TLS settings cannot be built.
-pub fn spawn_outbox(cfg: Arc<Config>, index: usize, mode: Mode) -> Result<Outbox, String> {
+pub fn spawn_outbox(
+    cfg: Arc<Config>,
+    index: usize,
+    mode: Mode,
+    failures: mpsc::Sender<Failure>,
+) -> Result<Outbox, String> {
     let tls = tls_for(&cfg.webhooks[index])?;
     let (tx, mut rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
     let task = tokio::spawn(async move {
@@ -415,7 +433,21 @@ pub fn spawn_outbox(cfg: Arc<Config>, index: usize, mode: Mode) -> Result<Outbox
                 }
                 Mode::Send => {
                     let body = Bytes::copy_from_slice(&buf[..n]);
-                    deliver(&mut client, wh, &ctx, body, u32::MAX).await;
+                    let d = deliver(&mut client, wh, &ctx, body, u32::MAX).await;
+                    // A failed `delivery_failed` is not announced again: no loops.
+                    if !d.delivered && event.kind != EventType::DeliveryFailed {
+                        let detail = format!(
+                            "{}: {} {}: {}",
+                            wh.name,
+                            event.kind.as_str(),
+                            event.id.to_text(),
+                            d.error.as_deref().unwrap_or("failed")
+                        );
+                        let _ = failures.try_send(Failure {
+                            webhook: index,
+                            detail,
+                        });
+                    }
                 }
             }
         }
