@@ -179,6 +179,19 @@ pub enum Signing {
     /// DingTalk's group robot: `timestamp` (ms) and `sign` = urlencoded
     /// base64(HMAC-SHA256(secret, "timestamp\nsecret")) appended to the URL's query.
     DingTalk(Secret),
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` headers,
+    /// one signature per key (several while a secret is rotated).
+    StandardWebhooks(SigningKeys),
+}
+
+/// HMAC keys; `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeys(pub Vec<Vec<u8>>);
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKeys(<{} redacted>)", self.0.len())
+    }
 }
 
 /// TLS options of a webhook.
@@ -1309,11 +1322,25 @@ fn parse_webhook(
                 }
                 "dingtalk" => secret(c, sg, "secret", sspan).map(Signing::DingTalk),
                 "standard-webhooks" => {
-                    c.error(sspan, "signing scheme `standard-webhooks` is not supported by this version of tocsin yet");
-                    None
+                    // Several secrets, space-separated, while one is rotated: all sign.
+                    let secrets = secret(c, sg, "secret", sspan.clone())?;
+                    let mut keys = Vec::new();
+                    for s in secrets.expose().split_ascii_whitespace() {
+                        match crate::deliver::sign::standard_webhooks_key(s) {
+                            Ok(k) => keys.push(k),
+                            Err(m) => {
+                                c.error(sspan.clone(), format!("`signing`: {m}"));
+                                return None;
+                            }
+                        }
+                    }
+                    Some(Signing::StandardWebhooks(SigningKeys(keys)))
                 }
                 _ => {
-                    c.error(sspan, format!("unknown signing scheme `{scheme}`: expected \"cloudmonitor\" or \"dingtalk\""));
+                    c.error(
+                        sspan,
+                        format!("unknown signing scheme `{scheme}`: expected \"standard-webhooks\", \"cloudmonitor\" or \"dingtalk\""),
+                    );
                     None
                 }
             }

@@ -7,7 +7,9 @@
 //! `retry_after_max`; other statuses are final.
 
 pub mod client;
+pub mod clock;
 pub mod retry;
+pub mod sign;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -63,20 +65,9 @@ pub fn target(wh: &Webhook, ctx: &Ctx<'_>, now_ms: u64) -> String {
     let mut t = w.as_str().to_string();
     if let crate::config::Signing::DingTalk(secret) = &wh.signing {
         t.push(if t.contains('?') { '&' } else { '?' });
-        t.push_str(&dingtalk_sign(secret.expose(), now_ms));
+        t.push_str(&sign::dingtalk_query(secret.expose(), now_ms));
     }
     t
-}
-
-/// DingTalk's robot signature: `timestamp=MS&sign=` urlencoded base64 of
-/// HMAC-SHA256(key = secret, "MS\nsecret").
-pub fn dingtalk_sign(secret: &str, now_ms: u64) -> String {
-    let tag = render::form::sign(secret.as_bytes(), format!("{now_ms}\n{secret}").as_bytes());
-    let mut b64 = String::new();
-    base64_into(tag.as_ref(), &mut b64);
-    let mut out = format!("timestamp={now_ms}&sign=");
-    crate::config::percent_encode_into(&b64, &mut out);
-    out
 }
 
 /// The request headers of `ctx.event` for `wh`, in order. With `redact`, secrets are
@@ -132,6 +123,26 @@ pub fn headers(wh: &Webhook, ctx: &Ctx<'_>, redact: bool) -> Vec<(String, String
     h
 }
 
+/// The Standard Webhooks headers for one attempt, or none.
+pub fn signature_headers(
+    wh: &Webhook,
+    id: &str,
+    now_s: u64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    match &wh.signing {
+        crate::config::Signing::StandardWebhooks(keys) => vec![
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", now_s.to_string()),
+            (
+                "webhook-signature",
+                sign::standard_webhooks_signature(&keys.0, id, now_s, body),
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The method, target and headers of an event's request: built (and checked) once per
 /// event, cloned for every attempt.
 #[derive(Clone, Debug)]
@@ -167,6 +178,21 @@ impl Head {
         })
     }
 
+    /// This head signed for one attempt at `now_s` (Standard Webhooks signs every attempt
+    /// anew, with its own timestamp); unchanged for other schemes.
+    pub fn signed(&self, wh: &Webhook, id: &str, now_s: u64, body: &[u8]) -> Head {
+        let mut head = self.clone();
+        for (k, v) in signature_headers(wh, id, now_s, body) {
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::try_from(k),
+                hyper::header::HeaderValue::try_from(v),
+            ) {
+                head.headers.insert(name, value);
+            }
+        }
+        head
+    }
+
     /// The request for one attempt.
     pub fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
         let mut r = Request::new(Full::new(body));
@@ -186,7 +212,12 @@ pub fn format_request(wh: &Webhook, ctx: &Ctx<'_>, body: &[u8]) -> String {
         wh.method.as_str(),
         redact_sign(&target(wh, ctx, unix_ms()))
     );
-    for (k, v) in headers(wh, ctx, true) {
+    let id = ctx.event.id.to_text();
+    let signed = signature_headers(wh, &id, unix_ms() / 1000, body);
+    for (k, v) in headers(wh, ctx, true)
+        .into_iter()
+        .chain(signed.into_iter().map(|(k, v)| (k.to_string(), v)))
+    {
         let _ = writeln!(s, "{k}: {v}");
     }
     if !body.is_empty() || wh.method != crate::config::Method::Get {
@@ -281,10 +312,45 @@ pub async fn deliver(
             };
         }
     };
-    for attempt in 1..=attempts_allowed {
+    let mut attempt = 0;
+    let mut held = false;
+    loop {
+        attempt += 1;
         let t0 = Instant::now();
-        let result = client.send(&|| head.request(body.clone()), timeout).await;
+        let attempt_head = head.signed(wh, &id, unix_ms() / 1000, &body);
+        let result = client
+            .send(&|| attempt_head.request(body.clone()), timeout)
+            .await;
         let ms = t0.elapsed().as_millis();
+        // A certificate failing on time under a clock that may be wrong: hold the event,
+        // without spending attempts, until the clock is set (the agent); `test` reports it.
+        if let Err(e) = &result {
+            if clock::is_time_error(e) && clock::suspect(unix_ms()) {
+                let now = render::iso8601(unix_ms());
+                if max_attempts != u32::MAX {
+                    return Delivery {
+                        status: None,
+                        attempts: attempt,
+                        elapsed: start.elapsed(),
+                        delivered: false,
+                        error: Some(format!(
+                            "clock not set (now {now}, kernel unsynchronised or before 2020): {e}"
+                        )),
+                    };
+                }
+                if !held {
+                    crate::error!(
+                        "webhook {}: clock not set (now {now}, kernel unsynchronised or before 2020): {e}; holding {kind} {id} until the clock is set",
+                        wh.name
+                    );
+                    held = true;
+                }
+                attempt -= 1;
+                tokio::time::sleep(Duration::from_millis(policy.delay_ms(None, random_u32())))
+                    .await;
+                continue;
+            }
+        }
         let (verdict, retry_after, what) = match result {
             Ok(r) => {
                 last_status = Some(r.status);
@@ -335,13 +401,6 @@ pub async fn deliver(
                 return done(false, Some(what));
             }
         }
-    }
-    Delivery {
-        status: last_status,
-        attempts: 0,
-        elapsed: start.elapsed(),
-        delivered: false,
-        error: Some("no attempt allowed".into()),
     }
 }
 
