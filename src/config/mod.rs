@@ -250,6 +250,8 @@ pub struct Webhook {
     pub min_level: Level,
     /// TLS settings.
     pub tls: TlsOptions,
+    /// Proxy, source address, interface.
+    pub egress: crate::deliver::client::Egress,
 }
 
 impl Webhook {
@@ -1052,17 +1054,12 @@ const WEBHOOK_KEYS: &[&str] = &[
     "content_type",
     "body",
     "signing",
-];
-const WEBHOOK_KEYS_LATER: &[&str] = &[
     "proxy",
     "no_proxy",
     "source_ip",
     "bind_interface",
-    "urls",
-    "resend",
-    "generator_url",
-    "max_batch",
 ];
+const WEBHOOK_KEYS_LATER: &[&str] = &["urls", "resend", "generator_url", "max_batch"];
 /// Headers tocsin writes itself; a config may not set or duplicate them.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -1417,8 +1414,10 @@ fn parse_webhook(
         );
     }
 
+    let egress = parse_egress(c, t);
     let webhook = Webhook {
         name: String::new(),
+        egress,
         enabled: get_bool(c, t, "enabled").unwrap_or(true),
         url: url?.0,
         target: target?,
@@ -1554,6 +1553,70 @@ fn url_template(
         },
         template,
     ))
+}
+
+/// `proxy`, `no_proxy`, `source_ip`, `bind_interface`.
+fn parse_egress(c: &mut Collector, t: &DeTable) -> crate::deliver::client::Egress {
+    let proxy = get_str(c, t, "proxy").and_then(|(p, span)| match parse_url(p) {
+        Ok(u) if u.scheme == Scheme::Http && u.path_and_query == "/" => Some(u),
+        Ok(_) => {
+            c.error(
+                span,
+                "`proxy` is an http:// URL of a CONNECT proxy, like \"http://proxy.lan:3128\"",
+            );
+            None
+        }
+        Err(m) => {
+            c.error(span, format!("`proxy`: {m}"));
+            None
+        }
+    });
+    let no_proxy: Vec<String> = get_string_list(c, t, "no_proxy")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(n, span)| {
+            let ip = n.parse::<std::net::IpAddr>().is_ok();
+            if n.is_empty() || (!ip && n.contains(['/', ' ', ':'])) {
+                c.error(
+                    span,
+                    format!("`no_proxy` entry `{n}` is not a host, an IP, `.domain` or `*`"),
+                );
+                None
+            } else {
+                Some(n.to_string())
+            }
+        })
+        .collect();
+    if find(t, "no_proxy").is_some() && find(t, "proxy").is_none() {
+        let (k, _) = find(t, "no_proxy").expect("no_proxy was read");
+        c.error(k, "`no_proxy` without a `proxy`");
+    }
+    let source_ip =
+        get_str(c, t, "source_ip").and_then(|(s, span)| match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                c.error(span, format!("`source_ip` = \"{s}\" is not an IP address"));
+                None
+            }
+        });
+    // IFNAMSIZ is 16 with the terminating NUL.
+    let bind_interface = get_str(c, t, "bind_interface").and_then(|(s, span)| {
+        if s.is_empty() || s.len() > 15 || s.contains(['/', ' ']) {
+            c.error(
+                span,
+                format!("`bind_interface` = \"{s}\" is not an interface name (1 to 15 bytes)"),
+            );
+            None
+        } else {
+            Some(s.to_string())
+        }
+    });
+    crate::deliver::client::Egress {
+        proxy,
+        no_proxy,
+        source_ip,
+        bind_interface,
+    }
 }
 
 fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {

@@ -46,6 +46,22 @@ pub enum SendError {
     Http(hyper::Error),
     /// No complete response within the webhook's `timeout`.
     Timeout,
+    /// The proxy would not open a tunnel.
+    Proxy(String),
+    /// The connection failed under the request (its error chain, e.g. a TLS alert).
+    Connection(String),
+}
+
+/// `e` and its sources, joined by ": ".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 impl SendError {
@@ -63,6 +79,8 @@ impl fmt::Display for SendError {
             SendError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             SendError::Http(e) => write!(f, "HTTP error: {e}"),
             SendError::Timeout => f.write_str("timed out"),
+            SendError::Proxy(m) => write!(f, "proxy: {m}"),
+            SendError::Connection(m) => write!(f, "connection failed: {m}"),
         }
     }
 }
@@ -72,7 +90,7 @@ impl std::error::Error for SendError {
         match self {
             SendError::Resolve(e) | SendError::Connect(e) | SendError::Tls(e) => Some(e),
             SendError::Http(e) => Some(e),
-            SendError::Timeout => None,
+            SendError::Timeout | SendError::Proxy(_) | SendError::Connection(_) => None,
         }
     }
 }
@@ -128,6 +146,75 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// How requests leave the device: through a CONNECT proxy, from a source address, by an
+/// interface (seed 003's receivers whitelist sender IPs; a router has several WANs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Egress {
+    /// An HTTP proxy that tunnels with CONNECT (for http and https targets alike).
+    pub proxy: Option<Url>,
+    /// Hosts reached directly: exact names or IPs, `.suffix` for a domain, `*` for all.
+    pub no_proxy: Vec<String>,
+    /// The local address connections are bound to.
+    pub source_ip: Option<IpAddr>,
+    /// The interface connections are bound to (SO_BINDTODEVICE).
+    pub bind_interface: Option<String>,
+}
+
+impl Egress {
+    /// Whether `host` is reached without the proxy.
+    pub fn bypasses_proxy(&self, host: &str) -> bool {
+        self.no_proxy.iter().any(|n| {
+            n == "*"
+                || n.eq_ignore_ascii_case(host)
+                || (n.starts_with('.')
+                    && host.to_ascii_lowercase().ends_with(&n.to_ascii_lowercase()))
+        })
+    }
+}
+
+/// Largest proxy response head read, in bytes.
+const MAX_PROXY_HEAD: usize = 8192;
+
+/// Asks the proxy on `tcp` for a tunnel to `host:port` (RFC 9110 §9.3.6).
+async fn tunnel(tcp: &mut TcpStream, host: &str, port: u16) -> Result<(), SendError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let req = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n\r\n",
+        super::USER_AGENT
+    );
+    tcp.write_all(req.as_bytes())
+        .await
+        .map_err(SendError::Connect)?;
+    // Read the response head one byte at a time: nothing after it may be consumed, the
+    // tunnel's bytes belong to TLS or HTTP.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= MAX_PROXY_HEAD {
+            return Err(SendError::Proxy("response head too long".into()));
+        }
+        let mut b = [0u8; 1];
+        if tcp.read(&mut b).await.map_err(SendError::Connect)? == 0 {
+            return Err(SendError::Proxy("closed the connection".into()));
+        }
+        head.push(b[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    if status.len() == 3 && status.starts_with('2') {
+        Ok(())
+    } else {
+        let first = line.lines().next().unwrap_or("").trim();
+        Err(SendError::Proxy(format!(
+            "refused CONNECT {authority}: {first}"
+        )))
+    }
+}
+
 /// TLS settings of a client: `None` for plain HTTP.
 #[cfg(feature = "tls")]
 pub type TlsConfig = Option<std::sync::Arc<rustls::ClientConfig>>;
@@ -138,23 +225,28 @@ pub type TlsConfig = Option<std::convert::Infallible>;
 /// One endpoint's connection, reused between requests while the server keeps it open.
 pub struct Client {
     url: Url,
+    egress: Egress,
     #[cfg_attr(
         not(feature = "tls"),
         allow(dead_code, reason = "a build without TLS only has plain HTTP")
     )]
     tls: TlsConfig,
     conn: Option<SendRequest<Full<Bytes>>>,
+    /// What the current connection's task failed with, if it did.
+    conn_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// Connections opened so far (for status and tests).
     pub connects: u64,
 }
 
 impl Client {
     /// A client for `url`'s host and port; `tls` must be set for https.
-    pub fn new(url: Url, tls: TlsConfig) -> Client {
+    pub fn new(url: Url, tls: TlsConfig, egress: Egress) -> Client {
         Client {
             url,
+            egress,
             tls,
             conn: None,
+            conn_error: Default::default(),
             connects: 0,
         }
     }
@@ -192,7 +284,7 @@ impl Client {
                 if reused {
                     continue;
                 }
-                return Err(SendError::Http(e));
+                return Err(self.http_error(e).await);
             }
             let resp = match sender.send_request(make()).await {
                 Ok(r) => r,
@@ -203,7 +295,7 @@ impl Client {
                 {
                     continue
                 }
-                Err(e) => return Err(SendError::Http(e)),
+                Err(e) => return Err(self.http_error(e).await),
             };
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -241,14 +333,54 @@ impl Client {
         }
     }
 
+    /// A request error, with the connection's own error when it has one (it may land a
+    /// moment after the request saw the connection go).
+    async fn http_error(&self, e: hyper::Error) -> SendError {
+        for _ in 0..3 {
+            if let Some(cause) = self.conn_error.lock().ok().and_then(|s| s.clone()) {
+                return SendError::Connection(cause);
+            }
+            tokio::task::yield_now().await;
+        }
+        SendError::Http(e)
+    }
+
+    /// Opens a TCP connection to `addr`, bound to the source address and interface asked for.
+    async fn dial(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(dev) = &self.egress.bind_interface {
+            socket.bind_device(Some(dev.as_bytes()))?;
+        }
+        if let Some(ip) = self.egress.source_ip {
+            if ip.is_ipv4() != addr.is_ipv4() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("source_ip {ip} cannot reach {addr}"),
+                ));
+            }
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        socket.connect(addr).await
+    }
+
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, SendError> {
         let host = self.url.host.as_str();
         let port = self.url.port;
+        let proxy = self
+            .egress
+            .proxy
+            .as_ref()
+            .filter(|_| !self.egress.bypasses_proxy(host));
+        let (dial_host, dial_port) = proxy.map_or((host, port), |p| (p.host.as_str(), p.port));
         let mut addrs: heapless::Vec<SocketAddr, 8> = heapless::Vec::new();
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            let _ = addrs.push(SocketAddr::new(ip, port));
+        if let Ok(ip) = dial_host.parse::<IpAddr>() {
+            let _ = addrs.push(SocketAddr::new(ip, dial_port));
         } else {
-            for a in tokio::net::lookup_host((host, port))
+            for a in tokio::net::lookup_host((dial_host, dial_port))
                 .await
                 .map_err(SendError::Resolve)?
             {
@@ -260,7 +392,7 @@ impl Client {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for host");
         let mut tcp = None;
         for a in &addrs {
-            match TcpStream::connect(a).await {
+            match self.dial(*a).await {
                 Ok(s) => {
                     tcp = Some(s);
                     break;
@@ -268,8 +400,11 @@ impl Client {
                 Err(e) => last = e,
             }
         }
-        let tcp = tcp.ok_or(SendError::Connect(last))?;
+        let mut tcp = tcp.ok_or(SendError::Connect(last))?;
         let _ = tcp.set_nodelay(true);
+        if proxy.is_some() {
+            tunnel(&mut tcp, host, port).await?;
+        }
         self.connects += 1;
         let stream = match self.url.scheme {
             Scheme::Http => Stream::Plain(tcp),
@@ -300,8 +435,16 @@ impl Client {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Http)?;
+        // The connection's own error (a TLS alert such as "certificate required" arrives
+        // here, not at the request) is kept so a failed request can name its cause.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+        self.conn_error = slot.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(error_chain(&e));
+                }
+            }
         });
         Ok(sender)
     }

@@ -463,7 +463,7 @@ pub fn spawn_outbox(
     let (tx, mut rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
     let task = tokio::spawn(async move {
         let wh = &cfg.webhooks[index];
-        let mut client = Client::new(wh.url.clone(), tls);
+        let mut client = Client::new(wh.url.clone(), tls, wh.egress.clone());
         let mut buf = vec![0u8; MAX_BODY_LEN].into_boxed_slice();
         let origin = origin(&cfg);
         while let Some(event) = rx.recv().await {

@@ -61,6 +61,7 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     stop: AtomicBool,
     connections: AtomicUsize,
+    peers: Mutex<Vec<std::net::SocketAddr>>,
 }
 
 /// A receiver. It stops when dropped, and by itself after `LIFETIME`.
@@ -154,6 +155,7 @@ impl Receiver {
             script: Mutex::new(VecDeque::new()),
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            peers: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let handle = Arc::new(handle);
@@ -161,11 +163,12 @@ impl Receiver {
             let born = Instant::now();
             while !s.stop.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
                 match listener.accept() {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
                         stream.set_nonblocking(false).unwrap();
                         stream
                             .set_read_timeout(Some(Duration::from_millis(100)))
                             .unwrap();
+                        s.peers.lock().unwrap().push(peer);
                         let conn = s.connections.fetch_add(1, Ordering::SeqCst);
                         let (s2, h) = (s.clone(), handle.clone());
                         thread::spawn(move || h(stream, s2, conn));
@@ -188,6 +191,11 @@ impl Receiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// The address connection `conn` came from.
+    pub fn peer(&self, conn: usize) -> std::net::SocketAddr {
+        self.shared.peers.lock().unwrap()[conn]
     }
 
     pub fn connections(&self) -> usize {

@@ -1,0 +1,636 @@
+//! Security on the wire: a TLS matrix with certificates made here (rcgen), Standard
+//! Webhooks signatures across retries, a CONNECT proxy written here, the source address,
+//! and the "clock not set" hold under a faked clock (libfaketime).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A one-webhook config; `extra` goes into the webhook table.
+fn config(dir: &Path, url: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("t{}.toml", std::process::id() ^ rand_tag()));
+    let text = format!(
+        "[agent]\ndevice_id = \"gw\"\nhostname = \"h\"\nroot = \"{}\"\n\n[[webhook]]\nname = \"w\"\nurl = \"{url}\"\nformat = \"cloudmonitor-json\"\nretries = 0\ntimeout = \"5s\"\n{extra}\n",
+        dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rand_tag() -> u32 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// `tocsin test w -c cfg`: (success, stdout + stderr).
+fn send_test(cfg: &Path) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(["test", "w", "-c"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+// ---- the TLS matrix --------------------------------------------------------------------
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    pub struct Ca {
+        pub issuer: Issuer<'static, KeyPair>,
+        pub pem: String,
+    }
+
+    pub fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(p, key),
+        }
+    }
+
+    pub struct Leaf {
+        pub der: CertificateDer<'static>,
+        pub key: KeyPair,
+        pub pem: String,
+    }
+
+    /// A leaf for `names` (DNS names or IPs), valid between the given years, signed by `ca`
+    /// (self-signed when `None`).
+    pub fn leaf(ca: Option<&Ca>, names: &[&str], from: i32, to: i32) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            p.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        p.not_before = rcgen::date_time_ymd(from, 1, 1);
+        p.not_after = rcgen::date_time_ymd(to, 1, 1);
+        let cert = match ca {
+            Some(ca) => p.signed_by(&key, &ca.issuer).unwrap(),
+            None => p.self_signed(&key).unwrap(),
+        };
+        Leaf {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+        }
+    }
+
+    pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A server presenting `leaf`; with `client_ca`, it requires a client certificate.
+    pub fn server(leaf: &Leaf, client_ca: Option<&Ca>) -> Arc<rustls::ServerConfig> {
+        let b = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let b = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca_der(ca)).unwrap();
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .unwrap();
+                b.with_client_cert_verifier(v)
+            }
+            None => b.with_no_client_auth(),
+        };
+        let key = PrivateKeyDer::try_from(leaf.key.serialize_der()).unwrap();
+        Arc::new(b.with_single_cert(vec![leaf.der.clone()], key).unwrap())
+    }
+
+    fn ca_der(ca: &Ca) -> CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap()
+    }
+
+    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_matrix_fails_closed_with_named_errors() {
+    use tls::*;
+    let dir = TempDir::new("tls-matrix");
+    let good_ca = ca("tocsin test CA");
+    let other_ca = ca("someone else's CA");
+    let ca_file = write(dir.path(), "ca.pem", &good_ca.pem);
+    let with_ca = format!("tls = {{ ca_file = \"{}\" }}", ca_file.display());
+
+    // (case, certificate, host in the URL, extra config, expected: Ok, or Err(substring))
+    type Case<'a> = (&'a str, Leaf, &'a str, String, Result<(), &'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "valid, private CA via ca_file",
+            leaf(Some(&good_ca), &["localhost"], 2020, 2100),
+            "localhost",
+            with_ca.clone(),
+            Ok(()),
+        ),
+        (
+            "IP SAN",
+            leaf(Some(&good_ca), &["127.0.0.1"], 2020, 2100),
+            "127.0.0.1",
+            with_ca.clone(),
+            Ok(()),
+        ),
+        (
+            "expired",
+            leaf(Some(&good_ca), &["localhost"], 2015, 2016),
+            "localhost",
+            with_ca.clone(),
+            Err("xpired"),
+        ),
+        (
+            "not yet valid",
+            leaf(Some(&good_ca), &["localhost"], 2090, 2100),
+            "localhost",
+            with_ca.clone(),
+            Err("ot valid yet"),
+        ),
+        (
+            "wrong host",
+            leaf(Some(&good_ca), &["other.example"], 2020, 2100),
+            "localhost",
+            with_ca.clone(),
+            Err("not valid for name"),
+        ),
+        (
+            "unknown CA",
+            leaf(Some(&other_ca), &["localhost"], 2020, 2100),
+            "localhost",
+            with_ca.clone(),
+            Err("UnknownIssuer"),
+        ),
+        (
+            "self-signed",
+            leaf(None, &["localhost"], 2020, 2100),
+            "localhost",
+            String::new(),
+            Err("UnknownIssuer"),
+        ),
+        (
+            "private CA without ca_file",
+            leaf(Some(&good_ca), &["localhost"], 2020, 2100),
+            "localhost",
+            String::new(),
+            Err("UnknownIssuer"),
+        ),
+    ];
+    let mut report = Vec::new();
+    for (name, cert, host, extra, want) in cases {
+        let rcv = Receiver::start_tls(server(&cert, None));
+        let cfg = config(
+            dir.path(),
+            &format!("https://{host}:{}/m", rcv.port),
+            &extra,
+        );
+        let (ok, out) = send_test(&cfg);
+        let pass = match want {
+            Ok(()) => ok && rcv.received().len() == 1,
+            Err(s) => {
+                !ok && out.contains("TLS handshake failed")
+                    && out.contains(s)
+                    && rcv.received().is_empty()
+            }
+        };
+        report.push(format!(
+            "{} {name}: {}",
+            if pass { "ok  " } else { "FAIL" },
+            out.trim()
+        ));
+    }
+
+    // mTLS: the server asks for a client certificate signed by the test CA.
+    let server_cert = leaf(Some(&good_ca), &["localhost"], 2020, 2100);
+    let client = leaf(Some(&good_ca), &["tocsin-client"], 2020, 2100);
+    let cert_file = write(dir.path(), "client.pem", &client.pem);
+    let key_file = write(dir.path(), "client.key", &client.key.serialize_pem());
+    let rcv = Receiver::start_tls(server(&server_cert, Some(&good_ca)));
+    let url = format!("https://localhost:{}/m", rcv.port);
+    let with_client = format!(
+        "tls = {{ ca_file = \"{}\", client_cert = \"{}\", client_key = \"{}\" }}",
+        ca_file.display(),
+        cert_file.display(),
+        key_file.display()
+    );
+    let (ok, out) = send_test(&config(dir.path(), &url, &with_client));
+    report.push(format!(
+        "{} mTLS with a client certificate: {}",
+        if ok { "ok  " } else { "FAIL" },
+        out.trim()
+    ));
+    let (ok, out) = send_test(&config(dir.path(), &url, &with_ca));
+    let refused = !ok && out.contains("connection failed") && out.contains("CertificateRequired");
+    report.push(format!(
+        "{} mTLS without one: {}",
+        if refused { "ok  " } else { "FAIL" },
+        out.trim()
+    ));
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "only the client with a certificate got through"
+    );
+
+    // insecure_skip_verify accepts a self-signed certificate, with a loud warning.
+    let rcv = Receiver::start_tls(server(&leaf(None, &["localhost"], 2020, 2100), None));
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &format!("https://localhost:{}/m", rcv.port),
+        "tls = { insecure_skip_verify = true }",
+    ));
+    let warned =
+        ok && out.contains("insecure_skip_verify is set") && out.contains("NOT authenticated");
+    report.push(format!(
+        "{} insecure_skip_verify: {}",
+        if warned { "ok  " } else { "FAIL" },
+        out.trim()
+    ));
+
+    println!("{}", report.join("\n"));
+    assert!(
+        report.iter().all(|l| l.starts_with("ok")),
+        "\n{}",
+        report.join("\n")
+    );
+}
+
+// ---- Standard Webhooks ---------------------------------------------------------------------
+
+#[test]
+fn standard_webhooks_every_attempt_signed_anew_with_every_secret() {
+    let dir = TempDir::new("signing");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    rcv.script([Reply::Status(503, "")]);
+    // Two secrets while one is rotated: both sign.
+    let (a, b) = (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_c2Vjb25kIHNlY3JldA==",
+    );
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"{}\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretry_interval = \"1s\"\nsigning = {{ scheme = \"standard-webhooks\", secret = \"{a} {b}\" }}\n",
+            root.display(),
+            rcv.url("/s")
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&cfg, dir.path());
+    let r = rcv.wait_for(WAIT, "two attempts", |r| r.len() >= 2);
+    let keys = [b64_decode(&a[6..]), b64_decode(&b[6..])];
+    let id = r[0].header("x-tocsin-event-id").unwrap();
+    let mut stamps = Vec::new();
+    for x in &r[..2] {
+        assert_eq!(
+            x.header("webhook-id"),
+            Some(id),
+            "every attempt carries the event id"
+        );
+        let ts = x.header("webhook-timestamp").unwrap();
+        stamps.push(ts.to_string());
+        let sigs: Vec<&str> = x.header("webhook-signature").unwrap().split(' ').collect();
+        assert_eq!(sigs.len(), 2, "one signature per secret");
+        for (sig, key) in sigs.iter().zip(&keys) {
+            let mut msg = format!("{id}.{ts}.").into_bytes();
+            msg.extend_from_slice(&x.body);
+            let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &msg);
+            assert_eq!(
+                *sig,
+                format!("v1,{}", b64(tag.as_ref())),
+                "signature verifies"
+            );
+        }
+    }
+    assert_ne!(
+        stamps[0], stamps[1],
+        "the retry, a second later, is signed with its own timestamp"
+    );
+    drop(agent);
+}
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    const A: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut acc, mut bits, mut out) = (0u32, 0, Vec::new());
+    for c in s.trim_end_matches('=').chars() {
+        acc = (acc << 6) | A.find(c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+// ---- egress: CONNECT proxy, source address, interface --------------------------------------
+
+/// A CONNECT proxy: records each request line, then tunnels (or refuses with 403).
+struct Proxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(refuse: bool) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let born = Instant::now();
+            while !stop2.load(Ordering::Relaxed) && born.elapsed() < Duration::from_secs(60) {
+                let Ok((mut c, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                c.set_nonblocking(false).unwrap();
+                let seen = seen2.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+                        head.push(b[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let line = text.lines().next().unwrap_or("").to_string();
+                    seen.lock().unwrap().push(line.clone());
+                    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let upstream = if refuse {
+                        None
+                    } else {
+                        TcpStream::connect(&target).ok()
+                    };
+                    let Some(up) = upstream else {
+                        let _ = c.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+                        return;
+                    };
+                    let _ = c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                    let (mut c, mut up) = (c, up);
+                    let t = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut up2, &mut c2);
+                        let _ = c2.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut c, &mut up);
+                    let _ = up.shutdown(std::net::Shutdown::Both);
+                    let _ = t.join();
+                });
+            }
+        });
+        Proxy { port, seen, stop }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn delivery_through_a_connect_proxy() {
+    let dir = TempDir::new("proxy");
+    let proxy = Proxy::start(false);
+    let via = format!("proxy = \"http://127.0.0.1:{}\"", proxy.port);
+
+    // http through the tunnel
+    let rcv = Receiver::start();
+    let (ok, out) = send_test(&config(dir.path(), &rcv.url("/p"), &via));
+    assert!(ok, "{out}");
+    assert_eq!(
+        proxy.seen(),
+        [format!("CONNECT 127.0.0.1:{} HTTP/1.1", rcv.port)]
+    );
+    assert_eq!(rcv.received()[0].target, "/p");
+
+    // no_proxy: straight to the receiver
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/direct"),
+        &format!("{via}\nno_proxy = [\"127.0.0.1\"]"),
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(proxy.seen().len(), 1, "the proxy saw nothing more");
+
+    // https through the tunnel: TLS end to end
+    #[cfg(feature = "tls")]
+    {
+        use tls::*;
+        let test_ca = ca("tocsin test CA");
+        let ca_file = write(dir.path(), "ca.pem", &test_ca.pem);
+        let rcv = Receiver::start_tls(server(
+            &leaf(Some(&test_ca), &["localhost"], 2020, 2100),
+            None,
+        ));
+        let extra = format!("{via}\ntls = {{ ca_file = \"{}\" }}", ca_file.display());
+        let (ok, out) = send_test(&config(
+            dir.path(),
+            &format!("https://localhost:{}/tls", rcv.port),
+            &extra,
+        ));
+        assert!(ok, "{out}");
+        assert_eq!(
+            proxy.seen().last().unwrap(),
+            &format!("CONNECT localhost:{} HTTP/1.1", rcv.port)
+        );
+        assert_eq!(rcv.received()[0].target, "/tls");
+    }
+
+    // A proxy that refuses: a named error, nothing delivered.
+    let refusing = Proxy::start(true);
+    let rcv = Receiver::start();
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/no"),
+        &format!("proxy = \"http://127.0.0.1:{}\"", refusing.port),
+    ));
+    assert!(
+        !ok && out.contains("proxy: refused CONNECT") && out.contains("403"),
+        "{out}"
+    );
+    assert!(rcv.received().is_empty());
+}
+
+#[test]
+fn source_ip_and_interface_choose_how_requests_leave() {
+    let dir = TempDir::new("egress");
+    let rcv = Receiver::start();
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/s"),
+        "source_ip = \"127.0.0.2\"",
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        rcv.peer(0).ip().to_string(),
+        "127.0.0.2",
+        "the receiver sees the chosen source address"
+    );
+
+    // SO_BINDTODEVICE needs CAP_NET_RAW: the test runs as root in CI.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("SKIPPED: bind_interface needs root (CAP_NET_RAW)");
+        return;
+    }
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/lo"),
+        "bind_interface = \"lo\"",
+    ));
+    assert!(ok, "{out}");
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/none"),
+        "bind_interface = \"nosuchif0\"",
+    ));
+    assert!(!ok && out.contains("cannot connect"), "{out}");
+}
+
+// ---- "clock not set" -----------------------------------------------------------------------
+
+#[cfg(feature = "tls")]
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[cfg(feature = "tls")]
+#[test]
+fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
+    use tls::*;
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime");
+        return;
+    }
+    let dir = TempDir::new("clock");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let test_ca = ca("tocsin test CA");
+    let ca_file = write(dir.path(), "ca.pem", &test_ca.pem);
+    let rcv = Receiver::start_tls(server(
+        &leaf(Some(&test_ca), &["localhost"], 2025, 2100),
+        None,
+    ));
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"https://localhost:{}/c\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretries = 0\nretry_interval = \"200ms\"\ntls = {{ ca_file = \"{}\" }}\n",
+            root.display(),
+            rcv.port,
+            ca_file.display()
+        ),
+    )
+    .unwrap();
+    // The agent boots with its clock in 2001, as a router without RTC might.
+    let clock = dir.path().join("clock");
+    std::fs::write(&clock, "2001-01-01 00:00:00\n").unwrap();
+    let stderr = dir.path().join("agent.stderr");
+    let mut child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .env("LD_PRELOAD", FAKETIME)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let t0 = Instant::now();
+    while !log().contains("clock not set") && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let held = rcv.received().is_empty();
+    // NTP sets the clock.
+    let now = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M:%S"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(&clock, now).unwrap();
+    let delivered = rcv.wait_for(WAIT, "the held alarm", |r| !r.is_empty());
+    unsafe_kill(child.id(), 15);
+    let _ = child.wait();
+    let log = log();
+    assert!(
+        log.contains("clock not set") && log.contains("holding alarm"),
+        "{log}"
+    );
+    assert!(held, "nothing is delivered while the clock is wrong");
+    assert!(
+        !log.contains("giving up"),
+        "the event was held, not dropped: {log}"
+    );
+    assert_eq!(delivered[0].json()["alertState"], "ALERT");
+    assert!(log.contains("delivered alarm"), "{log}");
+}
