@@ -634,3 +634,59 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     assert_eq!(delivered[0].json()["alertState"], "ALERT");
     assert!(log.contains("delivered alarm"), "{log}");
 }
+
+#[test]
+fn secrets_come_from_systemd_credentials_and_never_show() {
+    let dir = TempDir::new("creds");
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("ops.token"), "cr3dential-t0ken\n").unwrap();
+    let rcv = Receiver::start();
+    let cfg = config(
+        dir.path(),
+        &rcv.url("/c"),
+        "auth = { type = \"bearer\", token_file = \"ops.token\" }",
+    );
+    // A relative *_file is looked up in $CREDENTIALS_DIRECTORY (systemd's LoadCredential=),
+    // so a DynamicUser service reads a root-owned 0600 secret.
+    let out = Command::new(bin())
+        .args(["test", "w", "-c"])
+        .arg(&cfg)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rcv.received()[0].header("authorization"),
+        Some("Bearer cr3dential-t0ken")
+    );
+    let rendered = Command::new(bin())
+        .args(["render", "w", "-c"])
+        .arg(&cfg)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    let all = [out.stdout, out.stderr, rendered.stdout, rendered.stderr].concat();
+    assert!(
+        !String::from_utf8_lossy(&all).contains("cr3dential"),
+        "the secret never shows"
+    );
+    // Without the directory, check names the file it could not read.
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read `ops.token`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
