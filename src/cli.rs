@@ -380,7 +380,15 @@ async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
     let ctx = deliver::ctx(wh, &event, &origin);
     let n = crate::render::render(wh, &ctx, &mut buf).map_err(|e| e.to_string())?;
     let mut client = Client::new(wh.url.clone(), tls, wh.egress.clone());
-    let d = deliver::deliver(&mut client, wh, &ctx, Bytes::copy_from_slice(&buf[..n]), 1).await;
+    let d = deliver::deliver(
+        &mut client,
+        wh,
+        &ctx,
+        Bytes::copy_from_slice(&buf[..n]),
+        1,
+        None,
+    )
+    .await;
     let ms = d.elapsed.as_millis();
     match (d.delivered, d.status) {
         (true, Some(s)) => {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::watch;
 
 /// How long SIGTERM waits for in-flight deliveries.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +44,8 @@ pub struct Agent {
     pub dropped: u64,
     /// Outboxes report events they gave up on here.
     failures: mpsc::Receiver<Failure>,
+    /// Set when the drain time is up: outboxes spool what they still hold.
+    stop: watch::Sender<bool>,
 }
 
 impl Agent {
@@ -54,10 +57,11 @@ impl Agent {
         let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
         let mut outboxes = Vec::with_capacity(cfg.webhooks.len());
         let (failed_tx, failures) = mpsc::channel(deliver::FAILURE_CAPACITY);
+        let (stop, stop_rx) = watch::channel(false);
         for (i, wh) in cfg.webhooks.iter().enumerate() {
             outboxes.push(if wh.enabled {
                 Some(
-                    deliver::spawn_outbox(cfg.clone(), i, mode, failed_tx.clone())
+                    deliver::spawn_outbox(cfg.clone(), i, mode, failed_tx.clone(), stop_rx.clone())
                         .map_err(|e| format!("webhook {}: {e}", wh.name))?,
                 )
             } else {
@@ -73,6 +77,7 @@ impl Agent {
             cfg,
             dropped: 0,
             failures,
+            stop,
         })
     }
 
@@ -128,25 +133,46 @@ impl Agent {
 
     /// Closes the outboxes and waits up to `limit` for queued deliveries to finish.
     pub async fn shutdown(self, limit: Duration) {
-        let mut tasks = Vec::new();
-        let mut queued = 0;
-        for o in self.outboxes.into_iter().flatten() {
-            queued += o.tx.max_capacity() - o.tx.capacity();
-            tasks.push(o.task);
-        }
-        let all = async {
-            for t in tasks.iter_mut() {
-                let _ = t.await;
-            }
-        };
-        if tokio::time::timeout(limit, all).await.is_err() {
+        let mut tasks: Vec<_> = self
+            .outboxes
+            .into_iter()
+            .flatten()
+            .map(|o| o.task)
+            .collect();
+        if tokio::time::timeout(limit, join_all(&mut tasks))
+            .await
+            .is_err()
+        {
             crate::warn!(
-                "stopping with deliveries still in flight after {} ms (up to {queued} events were queued); they are lost",
-                limit.as_millis()
+                "deliveries still in flight after {} ms: spooling what is left under {}",
+                limit.as_millis(),
+                self.cfg.agent.state_dir.display()
             );
-            for t in &tasks {
-                t.abort();
+            let _ = self.stop.send(true);
+            if tokio::time::timeout(SPOOL_GRACE, join_all(&mut tasks))
+                .await
+                .is_err()
+            {
+                crate::error!(
+                    "outboxes did not finish spooling in {} ms; what they held is lost",
+                    SPOOL_GRACE.as_millis()
+                );
+                for t in &tasks {
+                    t.abort();
+                }
             }
+        }
+    }
+}
+
+/// Time the outboxes get to write their queues to the spool once the drain time is up.
+pub const SPOOL_GRACE: Duration = Duration::from_secs(3);
+
+/// Waits for every unfinished task (a finished handle is never polled again).
+async fn join_all(tasks: &mut [tokio::task::JoinHandle<()>]) {
+    for t in tasks.iter_mut() {
+        if !t.is_finished() {
+            let _ = t.await;
         }
     }
 }

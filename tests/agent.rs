@@ -24,6 +24,7 @@ device_id = "gw-0042"
 hostname = "edge \"7\" & <co>"
 interval = "100ms"
 root = "{root}"
+state_dir = "{root}/.state"
 
 [[rule]]
 name = "mem-high"

@@ -19,8 +19,8 @@ const WAIT: Duration = Duration::from_secs(15);
 fn config(dir: &Path, url: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("t{}.toml", std::process::id() ^ rand_tag()));
     let text = format!(
-        "[agent]\ndevice_id = \"gw\"\nhostname = \"h\"\nroot = \"{}\"\n\n[[webhook]]\nname = \"w\"\nurl = \"{url}\"\nformat = \"cloudmonitor-json\"\nretries = 0\ntimeout = \"5s\"\n{extra}\n",
-        dir.display()
+        "[agent]\ndevice_id = \"gw\"\nhostname = \"h\"\nroot = \"{root}\"\nstate_dir = \"{root}/.state\"\n\n[[webhook]]\nname = \"w\"\nurl = \"{url}\"\nformat = \"cloudmonitor-json\"\nretries = 0\ntimeout = \"5s\"\n{extra}\n",
+        root = dir.display()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -307,7 +307,8 @@ fn standard_webhooks_every_attempt_signed_anew_with_every_secret() {
     std::fs::write(
         &cfg,
         format!(
-            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"{}\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretry_interval = \"1s\"\nsigning = {{ scheme = \"standard-webhooks\", secret = \"{a} {b}\" }}\n",
+            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\nstate_dir = \"{}/.state\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"{}\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretry_interval = \"1s\"\nsigning = {{ scheme = \"standard-webhooks\", secret = \"{a} {b}\" }}\n",
+            root.display(),
             root.display(),
             rcv.url("/s")
         ),
@@ -579,7 +580,8 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     std::fs::write(
         &cfg,
         format!(
-            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"https://localhost:{}/c\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretries = 0\nretry_interval = \"200ms\"\ntls = {{ ca_file = \"{}\" }}\n",
+            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{}\"\nstate_dir = \"{}/.state\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"https://localhost:{}/c\"\nformat = \"cloudmonitor-json\"\nevents = [\"alarm\"]\nretries = 0\nretry_interval = \"200ms\"\ntls = {{ ca_file = \"{}\" }}\n",
+            root.display(),
             root.display(),
             rcv.port,
             ca_file.display()

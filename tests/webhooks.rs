@@ -48,6 +48,7 @@ device_id = "gw <42> & \"co\""
 hostname = "edge"
 interval = "100ms"
 root = "{root}"
+state_dir = "{root}/.state"
 labels = {{ site = "north 3" }}
 
 [[rule]]
@@ -317,7 +318,8 @@ fn send_test_on_a_get_template_and_render_redacts() {
     std::fs::write(
         &cfg,
         format!(
-            "[agent]\nhostname = \"h\"\nroot = \"{}\"\n\n[[webhook]]\nname = \"w\"\nurl = \"{}\"\nformat = \"template\"\nquery = {{ e = \"${{event_type}}\" }}\nauth = {{ type = \"bearer\", token = \"s3cr3t\" }}\nenabled = false\n",
+            "[agent]\nhostname = \"h\"\nroot = \"{}\"\nstate_dir = \"{}/.state\"\n\n[[webhook]]\nname = \"w\"\nurl = \"{}\"\nformat = \"template\"\nquery = {{ e = \"${{event_type}}\" }}\nauth = {{ type = \"bearer\", token = \"s3cr3t\" }}\nenabled = false\n",
+            dir.path().display(),
             dir.path().display(),
             rcv.url("/ping")
         ),
@@ -391,6 +393,7 @@ device_id = "gw"
 hostname = "h"
 interval = "100ms"
 root = "{root}"
+state_dir = "{root}/.state"
 
 [[rule]]
 name = "mem-high"

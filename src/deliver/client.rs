@@ -96,10 +96,31 @@ impl std::error::Error for SendError {
 }
 
 /// A plain or TLS stream.
-enum Stream {
+enum Inner {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The connection's stream; it keeps its first I/O error (a TLS alert such as
+/// "certificate required" shows up here), so a failed request can name its cause even
+/// when hyper only reports that the connection went away.
+struct Stream {
+    inner: Inner,
+    error: ErrorSlot,
+}
+
+type ErrorSlot = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+impl Stream {
+    fn note<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &r {
+            if let Ok(mut slot) = self.error.lock() {
+                slot.get_or_insert_with(|| error_chain(e));
+            }
+        }
+        r
+    }
 }
 
 impl AsyncRead for Stream {
@@ -108,11 +129,13 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        let this = self.get_mut();
+        let r = match &mut this.inner {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
+            Inner::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        };
+        this.note(r)
     }
 }
 
@@ -122,26 +145,30 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+        let this = self.get_mut();
+        let r = match &mut this.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
+            Inner::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        };
+        this.note(r)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+        let this = self.get_mut();
+        let r = match &mut this.inner {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
+            Inner::Tls(s) => Pin::new(s).poll_flush(cx),
+        };
+        this.note(r)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().inner {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -233,7 +260,9 @@ pub struct Client {
     tls: TlsConfig,
     conn: Option<SendRequest<Full<Bytes>>>,
     /// What the current connection's task failed with, if it did.
-    conn_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    conn_error: ErrorSlot,
+    /// The current connection's task.
+    conn_task: Option<tokio::task::JoinHandle<()>>,
     /// Connections opened so far (for status and tests).
     pub connects: u64,
 }
@@ -247,6 +276,7 @@ impl Client {
             tls,
             conn: None,
             conn_error: Default::default(),
+            conn_task: None,
             connects: 0,
         }
     }
@@ -335,14 +365,14 @@ impl Client {
 
     /// A request error, with the connection's own error when it has one (it may land a
     /// moment after the request saw the connection go).
-    async fn http_error(&self, e: hyper::Error) -> SendError {
-        for _ in 0..3 {
-            if let Some(cause) = self.conn_error.lock().ok().and_then(|s| s.clone()) {
-                return SendError::Connection(cause);
-            }
-            tokio::task::yield_now().await;
+    async fn http_error(&mut self, e: hyper::Error) -> SendError {
+        if let Some(task) = self.conn_task.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
         }
-        SendError::Http(e)
+        match self.conn_error.lock().ok().and_then(|s| s.clone()) {
+            Some(cause) => SendError::Connection(cause),
+            None => SendError::Http(e),
+        }
     }
 
     /// Opens a TCP connection to `addr`, bound to the source address and interface asked for.
@@ -407,7 +437,7 @@ impl Client {
         }
         self.connects += 1;
         let stream = match self.url.scheme {
-            Scheme::Http => Stream::Plain(tcp),
+            Scheme::Http => Inner::Plain(tcp),
             #[cfg(feature = "tls")]
             Scheme::Https => {
                 let config = self.tls.clone().ok_or_else(|| {
@@ -422,7 +452,7 @@ impl Client {
                     .connect(name, tcp)
                     .await
                     .map_err(SendError::Tls)?;
-                Stream::Tls(Box::new(tls))
+                Inner::Tls(Box::new(tls))
             }
             #[cfg(not(feature = "tls"))]
             Scheme::Https => {
@@ -432,20 +462,24 @@ impl Client {
                 )));
             }
         };
+        let slot: ErrorSlot = Default::default();
+        self.conn_error = slot.clone();
+        let stream = Stream {
+            inner: stream,
+            error: slot.clone(),
+        };
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Http)?;
         // The connection's own error (a TLS alert such as "certificate required" arrives
         // here, not at the request) is kept so a failed request can name its cause.
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
-        self.conn_error = slot.clone();
-        tokio::spawn(async move {
+        self.conn_task = Some(tokio::spawn(async move {
             if let Err(e) = conn.await {
                 if let Ok(mut s) = slot.lock() {
-                    *s = Some(error_chain(&e));
+                    s.get_or_insert_with(|| error_chain(&e));
                 }
             }
-        });
+        }));
         Ok(sender)
     }
 }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod retry;
 pub mod sign;
+pub mod spool;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -25,7 +26,7 @@ use retry::{classify, parse_retry_after, RetryPolicy, Verdict};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The `User-Agent` of every request.
@@ -264,6 +265,28 @@ pub struct Delivery {
     pub delivered: bool,
     /// The last error or rejecting status, if not delivered.
     pub error: Option<String>,
+    /// Whether a later try could succeed (network errors, 5xx; not a final 4xx): such an
+    /// event is spooled.
+    pub retryable: bool,
+}
+
+/// Runs `fut` unless `stop` is (or becomes) set; `None` when stopped.
+async fn unless_stopped<T>(
+    stop: &mut Option<watch::Receiver<bool>>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match stop {
+        None => Some(fut.await),
+        Some(rx) => {
+            if *rx.borrow() {
+                return None;
+            }
+            tokio::select! {
+                v = fut => Some(v),
+                _ = rx.wait_for(|s| *s) => None,
+            }
+        }
+    }
 }
 
 fn random_u32() -> u32 {
@@ -280,12 +303,14 @@ fn unix_ms() -> u64 {
 
 /// Delivers one rendered event with the webhook's retry policy, logging each outcome.
 /// `max_attempts` caps attempts below the policy (`tocsin test` makes one).
+/// With `stop`, it returns (undelivered, retryable) as soon as the agent stops.
 pub async fn deliver(
     client: &mut Client,
     wh: &Webhook,
     ctx: &Ctx<'_>,
     body: Bytes,
     max_attempts: u32,
+    mut stop: Option<watch::Receiver<bool>>,
 ) -> Delivery {
     let event = ctx.event;
     let policy = RetryPolicy {
@@ -309,8 +334,17 @@ pub async fn deliver(
                 elapsed: start.elapsed(),
                 delivered: false,
                 error: Some(e),
+                retryable: false,
             };
         }
+    };
+    let stopped = |attempts: u32| Delivery {
+        status: None,
+        attempts,
+        elapsed: start.elapsed(),
+        delivered: false,
+        error: Some("the agent is stopping".into()),
+        retryable: true,
     };
     let mut attempt = 0;
     let mut held = false;
@@ -318,9 +352,11 @@ pub async fn deliver(
         attempt += 1;
         let t0 = Instant::now();
         let attempt_head = head.signed(wh, &id, unix_ms() / 1000, &body);
-        let result = client
-            .send(&|| attempt_head.request(body.clone()), timeout)
-            .await;
+        let make = || attempt_head.request(body.clone());
+        let sending = client.send(&make, timeout);
+        let Some(result) = unless_stopped(&mut stop, sending).await else {
+            return stopped(attempt - 1);
+        };
         let ms = t0.elapsed().as_millis();
         // A certificate failing on time under a clock that may be wrong: hold the event,
         // without spending attempts, until the clock is set (the agent); `test` reports it.
@@ -336,6 +372,7 @@ pub async fn deliver(
                         error: Some(format!(
                             "clock not set (now {now}, kernel unsynchronised or before 2020): {e}"
                         )),
+                        retryable: true,
                     };
                 }
                 if !held {
@@ -346,8 +383,11 @@ pub async fn deliver(
                     held = true;
                 }
                 attempt -= 1;
-                tokio::time::sleep(Duration::from_millis(policy.delay_ms(None, random_u32())))
-                    .await;
+                let wait =
+                    tokio::time::sleep(Duration::from_millis(policy.delay_ms(None, random_u32())));
+                if unless_stopped(&mut stop, wait).await.is_none() {
+                    return stopped(attempt);
+                }
                 continue;
             }
         }
@@ -362,12 +402,13 @@ pub async fn deliver(
             }
             Err(e) => (Verdict::Retry, None, e.to_string()),
         };
-        let done = |delivered: bool, error: Option<String>| Delivery {
+        let done = |delivered: bool, error: Option<String>, retryable: bool| Delivery {
             status: last_status,
             attempts: attempt,
             elapsed: start.elapsed(),
             delivered,
             error,
+            retryable,
         };
         match verdict {
             Verdict::Delivered => {
@@ -375,14 +416,14 @@ pub async fn deliver(
                     "webhook {}: delivered {kind} {id}: {what} in {ms} ms (attempt {attempt})",
                     wh.name
                 );
-                return done(true, None);
+                return done(true, None, false);
             }
             Verdict::Final => {
                 crate::error!(
                     "webhook {}: {kind} {id} rejected: {what}; not retried",
                     wh.name
                 );
-                return done(false, Some(what));
+                return done(false, Some(what), false);
             }
             Verdict::Retry if attempt < attempts_allowed => {
                 let delay = policy.delay_ms(retry_after, random_u32());
@@ -391,14 +432,19 @@ pub async fn deliver(
                     wh.name,
                     delay
                 );
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if unless_stopped(&mut stop, tokio::time::sleep(Duration::from_millis(delay)))
+                    .await
+                    .is_none()
+                {
+                    return stopped(attempt);
+                }
             }
             Verdict::Retry => {
                 crate::error!(
                     "webhook {}: giving up on {kind} {id} after {attempt} attempts: {what}",
                     wh.name
                 );
-                return done(false, Some(what));
+                return done(false, Some(what), true);
             }
         }
     }
@@ -458,58 +504,246 @@ pub fn spawn_outbox(
     index: usize,
     mode: Mode,
     failures: mpsc::Sender<Failure>,
+    stop: watch::Receiver<bool>,
 ) -> Result<Outbox, String> {
     let tls = tls_for(&cfg.webhooks[index])?;
-    let (tx, mut rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
-    let task = tokio::spawn(async move {
-        let wh = &cfg.webhooks[index];
-        let mut client = Client::new(wh.url.clone(), tls, wh.egress.clone());
-        let mut buf = vec![0u8; MAX_BODY_LEN].into_boxed_slice();
-        let origin = origin(&cfg);
-        while let Some(event) = rx.recv().await {
-            let ctx = ctx(wh, &event, &origin);
-            let n = match render::render(wh, &ctx, &mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    crate::error!(
-                        "webhook {}: {} {}: {e}",
-                        wh.name,
-                        event.kind.as_str(),
-                        event.id.to_text()
-                    );
+    let (tx, rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
+    let worker = Worker {
+        spool: spool::Spool::new(&cfg.agent.state_dir, &cfg.webhooks[index].name),
+        client: Client::new(
+            cfg.webhooks[index].url.clone(),
+            tls,
+            cfg.webhooks[index].egress.clone(),
+        ),
+        buf: vec![0u8; MAX_BODY_LEN].into_boxed_slice(),
+        cfg,
+        index,
+        failures,
+        stop,
+    };
+    let task = tokio::spawn(worker.run(rx, mode));
+    Ok(Outbox { tx, task })
+}
+
+/// How often a non-empty spool is probed while no fresh event shows the endpoint is back:
+/// ten sampling intervals, from one interval up to a minute.
+fn probe_every(interval_ms: u64) -> Duration {
+    Duration::from_millis((interval_ms * 10).clamp(interval_ms, 60_000))
+}
+
+/// A random wait before the first spool probe after start, up to six intervals and at most
+/// 30 s, so that a fleet rebooting together does not stampede its receiver.
+fn splay(interval_ms: u64) -> Duration {
+    Duration::from_millis(u64::from(random_u32()) % (interval_ms * 6).clamp(1, 30_000))
+}
+
+/// Spooled events go out at most this often (10 per second).
+const SPOOL_RATE: Duration = Duration::from_millis(100);
+
+/// One webhook's delivery task.
+struct Worker {
+    cfg: Arc<Config>,
+    index: usize,
+    client: Client,
+    spool: spool::Spool,
+    buf: Box<[u8]>,
+    failures: mpsc::Sender<Failure>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn wh(&self) -> &Webhook {
+        &self.cfg.webhooks[self.index]
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mode: Mode) {
+        let interval = self.cfg.agent.interval_ms;
+        let mut probe = (mode == Mode::Send && !self.spool.is_empty())
+            .then(|| tokio::time::Instant::now() + splay(interval));
+        if probe.is_some() {
+            crate::info!(
+                "webhook {}: {} spooled events wait; first try after a start-up splay",
+                self.wh().name,
+                self.spool.len()
+            );
+        }
+        loop {
+            let event = tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(probe.unwrap_or_else(tokio::time::Instant::now)), if probe.is_some() => {
+                    self.drain().await;
+                    probe = (!self.spool.is_empty()).then(|| tokio::time::Instant::now() + probe_every(interval));
                     continue;
                 }
             };
             match mode {
-                Mode::DryRun => {
-                    use std::io::Write as _;
-                    let text = format!(
-                        "# webhook {} (dry run)\n{}\n",
-                        wh.name,
-                        format_request(wh, &ctx, &buf[..n])
-                    );
-                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-                }
+                Mode::DryRun => self.print(&event),
                 Mode::Send => {
-                    let body = Bytes::copy_from_slice(&buf[..n]);
-                    let d = deliver(&mut client, wh, &ctx, body, u32::MAX).await;
-                    // A failed `delivery_failed` is not announced again: no loops.
-                    if !d.delivered && event.kind != EventType::DeliveryFailed {
-                        let detail = format!(
-                            "{}: {} {}: {}",
-                            wh.name,
-                            event.kind.as_str(),
-                            event.id.to_text(),
-                            d.error.as_deref().unwrap_or("failed")
-                        );
-                        let _ = failures.try_send(Failure {
-                            webhook: index,
-                            detail,
-                        });
+                    let d = self.send(&event, u32::MAX).await;
+                    if d.delivered {
+                        if !self.spool.is_empty() {
+                            self.drain().await;
+                        }
+                    } else {
+                        self.failed(&event, &d);
+                        if !self.spool.is_empty() {
+                            probe = probe.or_else(|| {
+                                Some(tokio::time::Instant::now() + probe_every(interval))
+                            });
+                        }
                     }
                 }
             }
+            if *self.stop.borrow() {
+                break;
+            }
         }
-    });
-    Ok(Outbox { tx, task })
+        // Stopping: what is still queued goes to the spool rather than being lost.
+        if mode == Mode::Send {
+            while let Ok(e) = rx.try_recv() {
+                self.keep(&e);
+            }
+        }
+    }
+
+    /// Renders and delivers one event.
+    async fn send(&mut self, event: &Event, max_attempts: u32) -> Delivery {
+        let cfg = self.cfg.clone();
+        let wh = &cfg.webhooks[self.index];
+        let origin = origin(&cfg);
+        let ctx = ctx(wh, event, &origin);
+        let n = match render::render(wh, &ctx, &mut self.buf) {
+            Ok(n) => n,
+            Err(e) => {
+                crate::error!(
+                    "webhook {}: {} {}: {e}",
+                    wh.name,
+                    event.kind.as_str(),
+                    event.id.to_text()
+                );
+                return Delivery {
+                    status: None,
+                    attempts: 0,
+                    elapsed: Duration::ZERO,
+                    delivered: false,
+                    error: Some(e.to_string()),
+                    retryable: false,
+                };
+            }
+        };
+        let body = Bytes::copy_from_slice(&self.buf[..n]);
+        deliver(
+            &mut self.client,
+            wh,
+            &ctx,
+            body,
+            max_attempts,
+            Some(self.stop.clone()),
+        )
+        .await
+    }
+
+    fn print(&mut self, event: &Event) {
+        use std::io::Write as _;
+        let cfg = self.cfg.clone();
+        let wh = &cfg.webhooks[self.index];
+        let origin = origin(&cfg);
+        let ctx = ctx(wh, event, &origin);
+        if let Ok(n) = render::render(wh, &ctx, &mut self.buf) {
+            let text = format!(
+                "# webhook {} (dry run)\n{}\n",
+                wh.name,
+                format_request(wh, &ctx, &self.buf[..n])
+            );
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+
+    /// After a failed delivery: spool what a later try could deliver, announce the failure.
+    fn failed(&mut self, event: &Event, d: &Delivery) {
+        if d.retryable {
+            self.keep(event);
+        }
+        // A failed `delivery_failed` is not announced again: no loops.
+        if event.kind != EventType::DeliveryFailed {
+            let spooled = if d.retryable { "; spooled" } else { "" };
+            let detail = format!(
+                "{}: {} {}: {}{spooled}",
+                self.wh().name,
+                event.kind.as_str(),
+                event.id.to_text(),
+                d.error.as_deref().unwrap_or("failed")
+            );
+            let _ = self.failures.try_send(Failure {
+                webhook: self.index,
+                detail,
+            });
+        }
+    }
+
+    /// Puts `event` in the spool; evictions are logged and announced.
+    fn keep(&mut self, event: &Event) {
+        let name = self.wh().name.clone();
+        match self.spool.put(event) {
+            Ok(evicted) => {
+                crate::warn!(
+                    "webhook {name}: {} {} spooled ({} waiting)",
+                    event.kind.as_str(),
+                    event.id.to_text(),
+                    self.spool.len()
+                );
+                for (kind, id, level) in evicted.dropped {
+                    let detail = format!(
+                        "{name}: spool full, dropped {} {} ({})",
+                        kind.as_str(),
+                        id.to_text(),
+                        level.as_str()
+                    );
+                    crate::error!("webhook {detail}");
+                    let _ = self.failures.try_send(Failure {
+                        webhook: self.index,
+                        detail,
+                    });
+                }
+            }
+            Err(e) => crate::error!(
+                "webhook {name}: cannot spool {} {}: {e}; it is lost",
+                event.kind.as_str(),
+                event.id.to_text()
+            ),
+        }
+    }
+
+    /// Offers spooled events again, oldest first, one try each, rate-limited; stops at the
+    /// first that fails (the endpoint is still down).
+    async fn drain(&mut self) {
+        for path in self.spool.list() {
+            if *self.stop.borrow() {
+                return;
+            }
+            let Some(event) = spool::load(&path) else {
+                continue;
+            };
+            let d = self.send(&event, 1).await;
+            if d.delivered {
+                if let Err(e) = self.spool.remove(&path) {
+                    crate::error!(
+                        "webhook {}: delivered {} but cannot remove its spool file: {e}",
+                        self.wh().name,
+                        path.display()
+                    );
+                }
+            } else {
+                if !d.retryable {
+                    // Rejected for good: keeping it would block the spool forever.
+                    let _ = self.spool.remove(&path);
+                }
+                return;
+            }
+            tokio::time::sleep(SPOOL_RATE).await;
+        }
+    }
 }

@@ -1,0 +1,444 @@
+//! The spool: events a webhook could not deliver, kept on persistent storage until it
+//! answers again — across restarts and power loss.
+//!
+//! One directory per webhook under `state_dir/spool/`, one file per event, named
+//! `<timestamp_ms>-<event_id>.ev` so that name order is age order. A file is written only
+//! when something failed (retries ran out, or the agent stopped with the event queued):
+//! a healthy device writes nothing, which matters on flash. Each file is written to a
+//! temporary name, fsynced, renamed and the directory fsynced, so a power cut leaves the
+//! old state or the new one. The content ends with a checksum: a torn or foreign file is
+//! detected, moved aside as `*.bad` and skipped, never a crash.
+//!
+//! Bounded in events and bytes per webhook; when full, the oldest INFO goes first, then
+//! WARN, then CRITICAL (DESIGN.md's drop order).
+
+use crate::event::{Event, EventId, EventType};
+use crate::metric::{DimValue, Metric};
+use crate::rule::{AlertState, Condition, Level, Op};
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Most events spooled per webhook.
+pub const MAX_SPOOL_EVENTS: usize = 256;
+/// Most bytes spooled per webhook.
+pub const MAX_SPOOL_BYTES: u64 = 256 * 1024;
+
+const MAGIC: &[u8; 4] = b"TCSN";
+const VERSION: u8 = 1;
+/// Checksum length: the first bytes of SHA-256 over everything before it.
+const SUM_LEN: usize = 8;
+
+/// One webhook's spool directory.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+/// What `put` had to do to make room.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Events dropped to stay within the bounds (oldest of the lowest level first).
+    pub dropped: Vec<(EventType, EventId, Level)>,
+}
+
+impl Spool {
+    /// The spool of `webhook` under `state_dir` (created on first write).
+    pub fn new(state_dir: &Path, webhook: &str) -> Spool {
+        Spool {
+            dir: state_dir.join("spool").join(webhook),
+        }
+    }
+
+    /// The spooled files, oldest first.
+    pub fn list(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "ev"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// How many events wait.
+    pub fn len(&self) -> usize {
+        self.list().len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores `event` durably, evicting as the bounds require.
+    ///
+    /// # Errors
+    /// The directory or file cannot be written.
+    pub fn put(&self, event: &Event) -> io::Result<Evicted> {
+        fs::create_dir_all(&self.dir)?;
+        let bytes = encode(event);
+        let mut evicted = Evicted::default();
+        self.make_room(bytes.len() as u64, &mut evicted)?;
+        let name = format!("{:020}-{}.ev", event.timestamp_ms, event.id.to_text());
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.dir.join(&name))?;
+        fs::File::open(&self.dir)?.sync_all()?;
+        Ok(evicted)
+    }
+
+    fn make_room(&self, incoming: u64, evicted: &mut Evicted) -> io::Result<()> {
+        loop {
+            let files = self.list();
+            let bytes: u64 = files
+                .iter()
+                .filter_map(|p| fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            if files.is_empty()
+                || (files.len() < MAX_SPOOL_EVENTS && bytes + incoming <= MAX_SPOOL_BYTES)
+            {
+                return Ok(());
+            }
+            // The oldest of the lowest level present goes first.
+            let mut victim: Option<(Level, PathBuf, EventType, EventId)> = None;
+            for p in &files {
+                let Some(e) = load(p) else {
+                    // Unreadable files go aside first (`load` moved it); they can never be sent.
+                    if p.exists() {
+                        fs::remove_file(p)?;
+                    }
+                    victim = None;
+                    break;
+                };
+                if victim.as_ref().is_none_or(|(l, ..)| e.level < *l) {
+                    victim = Some((e.level, p.clone(), e.kind, e.id));
+                }
+            }
+            if let Some((level, path, kind, id)) = victim {
+                fs::remove_file(&path)?;
+                evicted.dropped.push((kind, id, level));
+            }
+        }
+    }
+
+    /// Removes a delivered event's file.
+    ///
+    /// # Errors
+    /// The file cannot be removed.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)?;
+        fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// Reads a spooled event; a torn or foreign file is moved aside as `.bad` and skipped.
+pub fn load(path: &Path) -> Option<Event> {
+    let bytes = fs::read(path).ok()?;
+    match decode(&bytes) {
+        Some(e) => Some(e),
+        None => {
+            crate::warn!(
+                "spool: {} is damaged (torn write or foreign file); moved aside",
+                path.display()
+            );
+            let _ = fs::rename(path, path.with_extension("bad"));
+            None
+        }
+    }
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+fn checksum(data: &[u8]) -> [u8; SUM_LEN] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; SUM_LEN];
+    out.copy_from_slice(&d.as_ref()[..SUM_LEN]);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(255)];
+    out.push(b.len() as u8);
+    out.extend_from_slice(b);
+}
+
+fn put_f64(out: &mut Vec<u8>, v: Option<f64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
+/// The event as bytes: magic, version, fields, checksum.
+pub fn encode(e: &Event) -> Vec<u8> {
+    let mut o = Vec::with_capacity(256);
+    o.extend_from_slice(MAGIC);
+    o.push(VERSION);
+    o.extend_from_slice(&e.id.0);
+    o.push(
+        EventType::ALL
+            .iter()
+            .position(|k| *k == e.kind)
+            .unwrap_or(0) as u8,
+    );
+    match e.rule {
+        Some(r) => {
+            o.push(1);
+            o.extend_from_slice(&(r as u32).to_le_bytes());
+        }
+        None => o.push(0),
+    }
+    put_str(&mut o, &e.rule_name);
+    o.push(match e.state {
+        AlertState::Ok => 0,
+        AlertState::Alert => 1,
+        AlertState::InsufficientData => 2,
+    });
+    o.push(e.level as u8);
+    o.push(e.prev_level as u8);
+    o.push(
+        e.metric
+            .and_then(|m| Metric::ALL.iter().position(|x| *x == m))
+            .map_or(255, |i| i as u8),
+    );
+    put_str(&mut o, &e.dim);
+    put_f64(&mut o, e.value);
+    match e.threshold {
+        Some(t) => {
+            o.push(
+                1 + [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne]
+                    .iter()
+                    .position(|x| *x == t.op)
+                    .unwrap_or(0) as u8,
+            );
+            o.extend_from_slice(&t.value.to_bits().to_le_bytes());
+        }
+        None => o.push(0),
+    }
+    o.extend_from_slice(&e.times.to_le_bytes());
+    o.push(e.rule_times);
+    for t in [e.timestamp_ms, e.first_trigger_ms, e.last_trigger_ms] {
+        o.extend_from_slice(&t.to_le_bytes());
+    }
+    put_str(&mut o, &e.detail);
+    match e.replay_of {
+        Some(id) => {
+            o.push(1);
+            o.extend_from_slice(&id.0);
+        }
+        None => o.push(0),
+    }
+    let sum = checksum(&o);
+    o.extend_from_slice(&sum);
+    o
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn str<const N: usize>(&mut self) -> Option<heapless::String<N>> {
+        let n = usize::from(self.u8()?);
+        let s = core::str::from_utf8(self.take(n)?).ok()?;
+        heapless::String::try_from(s).ok()
+    }
+    fn f64(&mut self) -> Option<Option<f64>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(f64::from_bits(self.u64()?))),
+            _ => None,
+        }
+    }
+    fn level(&mut self) -> Option<Level> {
+        [Level::Info, Level::Warn, Level::Critical]
+            .get(usize::from(self.u8()?))
+            .copied()
+    }
+}
+
+/// The event of `bytes`, or `None` when they are torn, foreign or of another version.
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
+        return None;
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - SUM_LEN);
+    if checksum(body) != sum || &body[..4] != MAGIC || body[4] != VERSION {
+        return None;
+    }
+    let mut r = Reader(&body[5..]);
+    let id = EventId(r.take(16)?.try_into().ok()?);
+    let kind = *EventType::ALL.get(usize::from(r.u8()?))?;
+    let rule = match r.u8()? {
+        0 => None,
+        1 => Some(r.u32()? as usize),
+        _ => return None,
+    };
+    let rule_name = r.str()?;
+    let state = [
+        AlertState::Ok,
+        AlertState::Alert,
+        AlertState::InsufficientData,
+    ]
+    .get(usize::from(r.u8()?))
+    .copied()?;
+    let level = r.level()?;
+    let prev_level = r.level()?;
+    let metric = match r.u8()? {
+        255 => None,
+        i => Some(*Metric::ALL.get(usize::from(i))?),
+    };
+    let dim: DimValue = r.str()?;
+    let value = r.f64()?;
+    let threshold = match r.u8()? {
+        0 => None,
+        i => {
+            let op = *[Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne].get(usize::from(i) - 1)?;
+            Some(Condition {
+                op,
+                value: f64::from_bits(r.u64()?),
+            })
+        }
+    };
+    let times = r.u32()?;
+    let rule_times = r.u8()?;
+    let (timestamp_ms, first_trigger_ms, last_trigger_ms) = (r.u64()?, r.u64()?, r.u64()?);
+    let detail = r.str()?;
+    let replay_of = match r.u8()? {
+        0 => None,
+        1 => Some(EventId(r.take(16)?.try_into().ok()?)),
+        _ => return None,
+    };
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Event {
+        id,
+        kind,
+        rule,
+        rule_name,
+        state,
+        level,
+        prev_level,
+        metric,
+        dim,
+        value,
+        threshold,
+        times,
+        rule_times,
+        timestamp_ms,
+        first_trigger_ms,
+        last_trigger_ms,
+        detail,
+        replay_of,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ts: u64, level: Level) -> Event {
+        let mut e = Event::agent(
+            EventType::Alarm,
+            EventId::new(ts, [ts as u8; 10]),
+            ts,
+            "why",
+        );
+        e.rule = Some(3);
+        e.rule_name = "root-full".try_into().unwrap();
+        e.state = AlertState::Alert;
+        e.level = level;
+        e.prev_level = Level::Warn;
+        e.metric = Some(Metric::DiskUsed);
+        e.dim = "/data".try_into().unwrap();
+        e.value = Some(97.5);
+        e.threshold = Some(Condition {
+            op: Op::Ge,
+            value: 95.0,
+        });
+        e.times = 7;
+        e.rule_times = 2;
+        e.replay_of = Some(EventId([9; 16]));
+        e
+    }
+
+    #[test]
+    fn round_trip_and_every_torn_prefix_is_rejected() {
+        let e = event(1_795_339_813_000, Level::Critical);
+        let bytes = encode(&e);
+        assert_eq!(decode(&bytes), Some(e));
+        for n in 0..bytes.len() {
+            assert_eq!(
+                decode(&bytes[..n]),
+                None,
+                "a file torn at {n} bytes is detected"
+            );
+        }
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        assert_eq!(decode(&flipped), None, "a flipped bit is detected");
+    }
+
+    #[test]
+    fn oldest_first_bounded_and_lowest_level_evicted_first() {
+        let dir = std::env::temp_dir().join(format!("tocsin-spool-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let s = Spool::new(&dir, "ops");
+        assert!(s.is_empty());
+        s.put(&event(3000, Level::Warn)).unwrap();
+        s.put(&event(1000, Level::Critical)).unwrap();
+        s.put(&event(2000, Level::Info)).unwrap();
+        let order: Vec<u64> = s
+            .list()
+            .iter()
+            .map(|p| load(p).unwrap().timestamp_ms)
+            .collect();
+        assert_eq!(order, [1000, 2000, 3000], "oldest first");
+        // Fill to the bound with CRITICAL events: INFO goes first, then WARN.
+        let mut dropped = Vec::new();
+        for i in 0..MAX_SPOOL_EVENTS as u64 {
+            dropped.extend(s.put(&event(10_000 + i, Level::Critical)).unwrap().dropped);
+        }
+        let levels: Vec<Level> = dropped.iter().map(|d| d.2).collect();
+        assert_eq!(&levels[..2], [Level::Info, Level::Warn], "INFO, then WARN");
+        assert!(levels[2..].iter().all(|l| *l == Level::Critical));
+        assert_eq!(s.len(), MAX_SPOOL_EVENTS);
+        // A torn file is moved aside, never a crash.
+        let first = s.list()[0].clone();
+        let bytes = fs::read(&first).unwrap();
+        fs::write(&first, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(load(&first), None);
+        assert!(first.with_extension("bad").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
