@@ -146,8 +146,22 @@ impl Receiver {
         Self::spawn(move |stream, shared, conn| serve(stream, &shared, conn))
     }
 
+    /// A plain receiver on a given port: an endpoint that comes back.
+    pub fn start_on(port: u16) -> Receiver {
+        Self::spawn_on(port, move |stream, shared, conn| {
+            serve(stream, &shared, conn)
+        })
+    }
+
     fn spawn(handle: impl Fn(TcpStream, Arc<Shared>, usize) + Send + Sync + 'static) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::spawn_on(0, handle)
+    }
+
+    fn spawn_on(
+        port: u16,
+        handle: impl Fn(TcpStream, Arc<Shared>, usize) + Send + Sync + 'static,
+    ) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let shared = Arc::new(Shared {

@@ -1,0 +1,204 @@
+//! Nothing lost: the spool across a dead receiver, SIGKILL and restart; SIGTERM with
+//! deliveries in flight; torn spool files; no writes while deliveries succeed.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A free port nobody listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(dir: &Path, root: &Path, url: &str, webhook_extra: &str) -> PathBuf {
+    let path = dir.join("tocsin.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[agent]
+device_id = "gw"
+hostname = "h"
+interval = "100ms"
+root = "{root}"
+state_dir = "{state}"
+
+[[rule]]
+name = "mem-high"
+metric = "mem.used_percent"
+critical = "> 95"
+notify = ["rcv"]
+
+[[webhook]]
+name = "rcv"
+url = "{url}"
+format = "cloudmonitor-json"
+events = ["alarm"]
+retries = 1
+retry_interval = "100ms"
+timeout = "1s"
+{webhook_extra}
+"#,
+            root = root.display(),
+            state = dir.join("state").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn spooled(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("state/spool/rcv"))
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn wait_log(agent: &Agent, what: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let log = agent.log();
+        if log.contains(what) || t0.elapsed() > WAIT {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn spooled_events_arrive_exactly_once_after_sigkill_and_restart() {
+    let dir = TempDir::new("restart");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let port = free_port();
+    let cfg = config(dir.path(), &root, &format!("http://127.0.0.1:{port}/a"), "");
+
+    // Receiver down: retries run out, the alarm is spooled; then the agent is killed.
+    let mut agent = Agent::start(&cfg, dir.path());
+    let log = wait_log(&agent, "spooled");
+    assert!(
+        log.contains("giving up on alarm") && log.contains("spooled"),
+        "{log}"
+    );
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    let files = spooled(dir.path());
+    assert_eq!(files.len(), 1, "one event on disk: {files:?}");
+    let id = files[0].file_name().unwrap().to_str().unwrap()[21..57].to_string();
+
+    // Memory is fine now, the receiver is back, the agent restarts.
+    put(&root, "proc/meminfo", &meminfo(40));
+    let rcv = Receiver::start_on(port);
+    let agent = Agent::start(&cfg, dir.path());
+    let r = rcv.wait_for(WAIT, "the spooled alarm", |r| !r.is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let r2 = rcv.received();
+    assert_eq!(
+        r2.len(),
+        1,
+        "exactly once: {:?}",
+        r2.iter()
+            .map(|x| x.header("x-tocsin-event-id"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        r[0].header("x-tocsin-event-id"),
+        Some(id.as_str()),
+        "the same event id as before the restart"
+    );
+    assert_eq!(r[0].json()["alertState"], "ALERT");
+    assert!(
+        spooled(dir.path()).is_empty(),
+        "the spool is empty once delivered"
+    );
+    assert!(
+        agent.log().contains("spooled events wait"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn sigterm_spools_what_is_still_in_flight() {
+    let dir = TempDir::new("sigterm");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    rcv.script(std::iter::repeat_n(Reply::Silence, 5));
+    let cfg = config(dir.path(), &root, &rcv.url("/t"), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("timeout = \"1s\"", "timeout = \"60s\"");
+    std::fs::write(&cfg, text).unwrap();
+    let mut agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "the alarm in flight", |r| !r.is_empty());
+    let t0 = Instant::now();
+    assert!(agent.stop(), "SIGTERM ends the agent within its drain time");
+    let took = t0.elapsed();
+    let log = agent.log();
+    assert!(log.contains("spooling what is left"), "{log}");
+    assert!(took < Duration::from_secs(10), "bounded: {took:?}");
+    let files = spooled(dir.path());
+    assert_eq!(files.len(), 1, "the alarm in flight was spooled: {log}");
+}
+
+#[test]
+fn a_torn_spool_file_is_skipped_never_a_crash() {
+    let dir = TempDir::new("torn");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(40));
+    let rcv = Receiver::start();
+    let cfg = config(dir.path(), &root, &rcv.url("/t"), "");
+    let spool = dir.path().join("state/spool/rcv");
+    std::fs::create_dir_all(&spool).unwrap();
+    // A power cut in the middle of a write, and a file that is not a spool file at all.
+    std::fs::write(
+        spool.join("00000001795339813000-01a20223-ea88-782d-a88d-b30e8234d6be.ev"),
+        b"TCSN\x01\x00\x01",
+    )
+    .unwrap();
+    std::fs::write(spool.join("00000001795339813001-nonsense.ev"), b"hello").unwrap();
+    let mut agent = Agent::start(&cfg, dir.path());
+    let log = wait_log(&agent, "moved aside");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(log.contains("is damaged"), "{log}");
+    let bad = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "bad"))
+        .count();
+    assert_eq!(bad, 2, "both moved aside");
+    assert!(rcv.received().is_empty(), "nothing sent from damaged files");
+    assert!(matches!(agent.child.try_wait(), Ok(None)), "still running");
+    assert!(!agent.log().contains("panicked"));
+}
+
+#[test]
+fn nothing_is_written_while_deliveries_succeed() {
+    let dir = TempDir::new("nowrite");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    // An alarm repeated every cycle: 50 deliveries in 5 s of 100 ms cycles.
+    let cfg = config(dir.path(), &root, &rcv.url("/ok"), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "critical = \"> 95\"",
+        "critical = \"> 95\"\nrepeat = \"100ms\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "40 deliveries", |r| r.len() >= 40);
+    assert!(agent.stop());
+    assert!(
+        !dir.path().join("state").exists(),
+        "state_dir was never even created: zero bytes written"
+    );
+}
