@@ -178,12 +178,15 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config, dry_run } => {
-            let cfg = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return code,
+            let (cfg, origin) = match load(&config) {
+                Ok(c) => (c, service::Origin::Given),
+                Err(code) => match last_good(&config) {
+                    Some((cfg, lkg)) => (cfg, service::Origin::LastGood(lkg)),
+                    None => return code,
+                },
             };
             let mode = if dry_run { Mode::DryRun } else { Mode::Send };
-            runtime(async move { service::run(&config, cfg, mode).await })
+            runtime(async move { service::run(&config, cfg, mode, origin).await })
         }
         Command::Once { config, metrics } => {
             let cfg = match load(&config) {
@@ -228,6 +231,29 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         }
         ExitCode::from(1)
     })
+}
+
+/// At start with an invalid config: the last-known-good copy under its `state_dir` (read
+/// leniently from the broken file, else the default), if there is one and it validates.
+fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
+    let state_dir = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("agent")?
+                .get("state_dir")?
+                .as_str()
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("/var/lib/tocsin"));
+    let lkg = service::last_good_path(&state_dir);
+    let cfg = config::load(&lkg).ok()?;
+    crate::error!(
+        "CONFIG {} IS INVALID (errors above): running the last-known-good copy {} instead; fix the file and reload",
+        config.display(),
+        lkg.display()
+    );
+    Some((cfg, lkg))
 }
 
 fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {

@@ -81,6 +81,14 @@ impl Agent {
         })
     }
 
+    /// Takes over the rule state of `old` for every unchanged rule (see
+    /// [`Evaluator::carry_over`]); returns how many kept their state.
+    pub fn adopt_rule_state(&mut self, old: &mut Agent) -> usize {
+        let old_evaluator = std::mem::replace(&mut old.evaluator, Evaluator::new(&[]));
+        self.evaluator
+            .carry_over(&self.specs, old_evaluator, &old.specs)
+    }
+
     /// Waits for an outbox to give up on an event.
     pub async fn next_failure(&mut self) -> Option<Failure> {
         self.failures.recv().await
@@ -222,19 +230,71 @@ fn log_rules(cfg: &Config) {
     );
 }
 
+/// How the running config was obtained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The file given.
+    Given,
+    /// The file given was invalid; this last-known-good copy runs instead.
+    LastGood(PathBuf),
+}
+
+/// The last-known-good copy of the config under `state_dir`.
+pub fn last_good_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("last-good.toml")
+}
+
+/// Keeps a copy of a config that validated, so a broken rollout does not take the device
+/// down at its next start. Written only when the text changed (flash wear), atomically.
+pub fn save_last_good(config: &Path, state_dir: &Path) {
+    let Ok(text) = std::fs::read(config) else {
+        return;
+    };
+    let dest = last_good_path(state_dir);
+    if std::fs::read(&dest).is_ok_and(|old| old == text) {
+        return;
+    }
+    let tmp = state_dir.join(".last-good.toml.tmp");
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &text)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::File::open(state_dir)?.sync_all()
+    };
+    if let Err(e) = write() {
+        crate::warn!(
+            "cannot keep a last-known-good copy in {}: {e}",
+            state_dir.display()
+        );
+    }
+}
+
 /// Runs the agent on `cfg` until SIGTERM or SIGINT. SIGHUP reloads `path`: a config with
 /// errors is logged and the old one keeps running.
 ///
+/// `origin` says whether `cfg` is the file given or its last-known-good copy.
+///
 /// # Errors
 /// Start-up failures: signal handlers, TLS settings.
-pub async fn run(path: &Path, cfg: Config, mode: Mode) -> Result<(), String> {
+pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result<(), String> {
     let path: PathBuf = path.to_path_buf();
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     log_rules(&cfg);
+    if origin == Origin::Given && mode == Mode::Send {
+        save_last_good(&path, &cfg.agent.state_dir);
+    }
     let mut agent = Agent::new(Arc::new(cfg), mode)?;
     agent.broadcast(EventType::AgentStart, "");
+    if let Origin::LastGood(lkg) = &origin {
+        agent.broadcast(
+            EventType::ConfigReload,
+            &format!("{} is invalid: running {}", path.display(), lkg.display()),
+        );
+    }
     let mut ticker = new_ticker(agent.config().agent.interval_ms);
     loop {
         tokio::select! {
@@ -246,7 +306,9 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode) -> Result<(), String> {
                     match Agent::new(Arc::new(new), mode) {
                         Ok(mut next) => {
                             ticker = new_ticker(next.config().agent.interval_ms);
-                            crate::info!("reloaded {}", path.display());
+                            let kept = next.adopt_rule_state(&mut agent);
+                            crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
+                            save_last_good(&path, &next.config().agent.state_dir);
                             next.broadcast(EventType::ConfigReload, "reloaded");
                             let old = std::mem::replace(&mut agent, next);
                             // The old outboxes finish what they hold in the background.

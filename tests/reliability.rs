@@ -40,7 +40,7 @@ notify = ["rcv"]
 name = "rcv"
 url = "{url}"
 format = "cloudmonitor-json"
-events = ["alarm"]
+events = ["alarm", "recovery"]
 retries = 1
 retry_interval = "100ms"
 timeout = "1s"
@@ -197,8 +197,110 @@ fn nothing_is_written_while_deliveries_succeed() {
     let mut agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(WAIT, "40 deliveries", |r| r.len() >= 40);
     assert!(agent.stop());
+    // The one file: the last-known-good config, written at start because it was new.
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["last-good.toml"],
+        "no spool, no temp files: zero bytes written by deliveries"
+    );
+    let written = std::fs::metadata(dir.path().join("state/last-good.toml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    // A restart with the same config writes nothing at all.
+    let mut again = Agent::start(&cfg, dir.path());
+    let n = rcv.received().len();
+    rcv.wait_for(WAIT, "more deliveries", |r| r.len() >= n + 10);
+    assert!(again.stop());
+    assert_eq!(
+        std::fs::metadata(dir.path().join("state/last-good.toml"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+}
+
+#[test]
+fn sighup_rejects_a_bad_config_and_keeps_rule_state_over_a_good_one() {
+    let dir = TempDir::new("reload");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    let cfg = config(dir.path(), &root, &rcv.url("/r"), "");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "the alarm", |r| r.len() == 1);
+
+    // A broken rollout: rejected with its errors, the running config stays.
+    std::fs::write(
+        &cfg,
+        good.replace("critical = \"> 95\"", "critical = \"=> 95\""),
+    )
+    .unwrap();
+    unsafe_kill(agent.child.id(), 1);
+    let log = wait_log(&agent, "rejected");
     assert!(
-        !dir.path().join("state").exists(),
-        "state_dir was never even created: zero bytes written"
+        log.contains("invalid condition") && log.contains("keeping the running config"),
+        "{log}"
+    );
+
+    // A good reload that only adds a rule: the firing rule keeps its state, no re-fire.
+    let added = "[[rule]]\nname = \"load\"\nmetric = \"load.1\"\nwarn = \"> 1000\"\n\n[[webhook]]";
+    std::fs::write(&cfg, good.replace("[[webhook]]", added)).unwrap();
+    unsafe_kill(agent.child.id(), 1);
+    let log = wait_log(&agent, "kept their state");
+    assert!(
+        log.contains("(1 unchanged rules kept their state)"),
+        "{log}"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "the unchanged rule did not fire again"
+    );
+    // It recovers normally afterwards.
+    put(&root, "proc/meminfo", &meminfo(40));
+    let r = rcv.wait_for(WAIT, "the recovery", |r| r.len() == 2);
+    assert_eq!(r[1].json()["alertState"], "OK");
+}
+
+#[test]
+fn an_invalid_config_at_start_falls_back_to_the_last_known_good_copy() {
+    let dir = TempDir::new("lkg");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    let cfg = config(dir.path(), &root, &rcv.url("/l"), "");
+    // A first run records the good config.
+    let mut first = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "the first alarm", |r| !r.is_empty());
+    assert!(first.stop());
+    // A rollout breaks the file; the device reboots.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        good.replace(
+            "format = \"cloudmonitor-json\"",
+            "format = \"cloudmonitor-jsno\"",
+        ),
+    )
+    .unwrap();
+    let n = rcv.received().len();
+    let agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "alarms from the fallback config", |r| r.len() > n);
+    let log = agent.log();
+    assert!(
+        log.contains("unknown format `cloudmonitor-jsno`"),
+        "the errors are logged: {log}"
+    );
+    assert!(
+        log.contains("IS INVALID") && log.contains("last-good.toml"),
+        "loudly: {log}"
     );
 }

@@ -520,6 +520,7 @@ pub fn spawn_outbox(
         index,
         failures,
         stop,
+        gone: false,
     };
     let task = tokio::spawn(worker.run(rx, mode));
     Ok(Outbox { tx, task })
@@ -549,6 +550,8 @@ struct Worker {
     buf: Box<[u8]>,
     failures: mpsc::Sender<Failure>,
     stop: watch::Receiver<bool>,
+    /// The receiver answered 410 Gone: nothing more is sent until a reload.
+    gone: bool,
 }
 
 impl Worker {
@@ -581,8 +584,21 @@ impl Worker {
             };
             match mode {
                 Mode::DryRun => self.print(&event),
+                Mode::Send if self.gone => {
+                    crate::warn!(
+                        "webhook {}: {} {} not sent: the receiver answered 410 Gone; disabled until reload",
+                        self.wh().name,
+                        event.kind.as_str(),
+                        event.id.to_text()
+                    );
+                }
                 Mode::Send => {
                     let d = self.send(&event, u32::MAX).await;
+                    if d.status == Some(410) {
+                        // RFC 9110: the target is gone for good. Stop sending to it.
+                        crate::error!("webhook {}: the receiver answered 410 Gone: webhook disabled until the config is reloaded", self.wh().name);
+                        self.gone = true;
+                    }
                     if d.delivered {
                         if !self.spool.is_empty() {
                             self.drain().await;

@@ -485,6 +485,32 @@ impl Evaluator {
         }
     }
 
+    /// After a reload: takes over the state (series, counters, firing level) of every rule
+    /// of `old` whose spec is unchanged, so a reload neither re-fires nor forgets alerts.
+    /// Returns how many rules kept their state.
+    pub fn carry_over(
+        &mut self,
+        rules: &[RuleSpec],
+        old: Evaluator,
+        old_rules: &[RuleSpec],
+    ) -> usize {
+        let mut old_states: Vec<Option<RuleState>> = old.rules.into_iter().map(Some).collect();
+        let mut kept = 0;
+        for (i, spec) in rules.iter().enumerate() {
+            let Some(j) = old_rules.iter().position(|o| o == spec) else {
+                continue;
+            };
+            if let (Some(state), Some(slot)) = (
+                old_states.get_mut(j).and_then(Option::take),
+                self.rules.get_mut(i),
+            ) {
+                *slot = state;
+                kept += 1;
+            }
+        }
+        kept
+    }
+
     /// Samples ignored because their rule already tracked [`MAX_SERIES_PER_RULE`] series
     /// (counted once per ignored sample per cycle).
     ///
@@ -695,6 +721,54 @@ mod tests {
 
     use Level::{Critical as C, Info as I, Warn as W};
     use TransitionKind::{Alarm, NoData as ND, Recovery as Rec};
+
+    #[test]
+    fn carry_over_keeps_unchanged_rules_only() {
+        let a = rule_spec_for_carry("a", 90.0);
+        let b = rule_spec_for_carry("b", 90.0);
+        let old_rules = vec![a.clone(), b.clone()];
+        let mut old = Evaluator::new(&old_rules);
+        let s = [Sample {
+            metric: Metric::MemUsed,
+            dim: DimValue::new(),
+            value: 95.0,
+        }];
+        let mut fired = 0;
+        old.evaluate(&old_rules, &s, 0, &mut |_| fired += 1);
+        assert_eq!(fired, 2);
+        // Reload: `a` unchanged (and moved), `b` with a new threshold.
+        let new_rules = vec![rule_spec_for_carry("b", 80.0), a.clone()];
+        let mut new = Evaluator::new(&new_rules);
+        assert_eq!(new.carry_over(&new_rules, old, &old_rules), 1);
+        let mut out = Vec::new();
+        new.evaluate(&new_rules, &s, 5000, &mut |t| out.push(t));
+        // `a` is still firing (no new alarm); `b` starts fresh and fires again.
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].rule, 0);
+    }
+
+    fn rule_spec_for_carry(name: &str, warn: f64) -> RuleSpec {
+        RuleSpec {
+            name: name.try_into().unwrap(),
+            metric: Metric::MemUsed,
+            match_dim: None,
+            thresholds: [
+                None,
+                Some(Condition {
+                    op: Op::Gt,
+                    value: warn,
+                }),
+                None,
+            ],
+            times: 1,
+            within: None,
+            clear: None,
+            clear_times: 1,
+            repeat_ms: None,
+            no_data: NoData::Keep,
+            no_data_after: 3,
+        }
+    }
 
     #[test]
     fn times3_fires_exactly_once_on_third_breach() {
