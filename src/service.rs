@@ -44,6 +44,8 @@ pub struct Agent {
     pub dropped: u64,
     /// Outboxes report events they gave up on here.
     failures: mpsc::Receiver<Failure>,
+    /// And so does the agent itself, for events dropped when memory and spool are full.
+    failed_tx: mpsc::Sender<Failure>,
     /// Set when the drain time is up: outboxes spool what they still hold.
     stop: watch::Sender<bool>,
 }
@@ -77,6 +79,7 @@ impl Agent {
             cfg,
             dropped: 0,
             failures,
+            failed_tx,
             stop,
         })
     }
@@ -99,7 +102,14 @@ impl Agent {
         let now = now_ms();
         let event = Event::agent(EventType::DeliveryFailed, new_event_id(now), now, &f.detail);
         for w in (0..self.cfg.webhooks.len()).filter(|&w| w != f.webhook) {
-            enqueue(&self.cfg, &mut self.outboxes, &mut self.dropped, w, &event);
+            enqueue(
+                &self.cfg,
+                &mut self.outboxes,
+                &mut self.dropped,
+                &self.failed_tx,
+                w,
+                &event,
+            );
         }
     }
 
@@ -119,13 +129,14 @@ impl Agent {
             samples,
             outboxes,
             dropped,
+            failed_tx,
             ..
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let rule = &cfg.rules[t.rule];
             let event = Event::from_transition(&t, &rule.spec, new_event_id(now), now);
             for &w in &rule.notify {
-                enqueue(cfg, outboxes, dropped, w, &event);
+                enqueue(cfg, outboxes, dropped, failed_tx, w, &event);
             }
         });
     }
@@ -135,7 +146,14 @@ impl Agent {
         let now = now_ms();
         let event = Event::agent(kind, new_event_id(now), now, detail);
         for w in 0..self.cfg.webhooks.len() {
-            enqueue(&self.cfg, &mut self.outboxes, &mut self.dropped, w, &event);
+            enqueue(
+                &self.cfg,
+                &mut self.outboxes,
+                &mut self.dropped,
+                &self.failed_tx,
+                w,
+                &event,
+            );
         }
     }
 
@@ -189,6 +207,7 @@ fn enqueue(
     cfg: &Config,
     outboxes: &mut [Option<Outbox>],
     dropped: &mut u64,
+    failed: &mpsc::Sender<Failure>,
     w: usize,
     event: &Event,
 ) {
@@ -203,14 +222,41 @@ fn enqueue(
     match outbox.tx.try_send(event.clone()) {
         Ok(()) => {}
         Err(TrySendError::Full(e)) => {
-            *dropped += 1;
-            crate::error!(
-                "webhook {}: outbox full ({} events); dropped {} {}",
-                wh.name,
-                crate::limits::OUTBOX_CAPACITY,
-                e.kind.as_str(),
-                e.id.to_text()
-            );
+            // Memory is full (the endpoint is slow or down): overflow to the spool, whose
+            // bounds drop INFO first, then WARN, CRITICAL last.
+            let spool = crate::deliver::spool::Spool::new(&cfg.agent.state_dir, &wh.name);
+            match spool.put(&e) {
+                Ok(evicted) => {
+                    crate::warn!(
+                        "webhook {}: outbox full ({} events); {} {} spooled",
+                        wh.name,
+                        crate::limits::OUTBOX_CAPACITY,
+                        e.kind.as_str(),
+                        e.id.to_text()
+                    );
+                    for (kind, id, level) in evicted.dropped {
+                        *dropped += 1;
+                        let detail = format!(
+                            "{}: outbox and spool full, dropped {} {} ({})",
+                            wh.name,
+                            kind.as_str(),
+                            id.to_text(),
+                            level.as_str()
+                        );
+                        crate::error!("webhook {detail}");
+                        let _ = failed.try_send(Failure { webhook: w, detail });
+                    }
+                }
+                Err(err) => {
+                    *dropped += 1;
+                    crate::error!(
+                        "webhook {}: outbox full and spool unwritable ({err}); dropped {} {}",
+                        wh.name,
+                        e.kind.as_str(),
+                        e.id.to_text()
+                    );
+                }
+            }
         }
         Err(TrySendError::Closed(_)) => {}
     }
