@@ -54,6 +54,12 @@ pub enum Reply {
     /// Read the request and close the connection without answering: what a client sees
     /// when a kept-alive connection died while idle (server timeout, NAT).
     Drop,
+    /// Send the status line and headers one byte every `ms` milliseconds.
+    SlowHeaders(u64),
+    /// Send the headers at once, then the body one byte every `ms` milliseconds.
+    SlowBody(u64),
+    /// Send half a status line, then reset the connection (RST).
+    Reset,
 }
 
 struct Shared {
@@ -318,6 +324,33 @@ fn serve<S: Read + Write>(stream: S, shared: &Shared, conn: usize) {
                 }
             }
             Reply::Drop => return,
+            Reply::SlowHeaders(ms) | Reply::SlowBody(ms) => {
+                let slow_head = matches!(reply, Reply::SlowHeaders(_));
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n";
+                let body = b"01234567890123456789";
+                let w = r.get_mut();
+                let mut trickle = |bytes: &[u8], slow: bool| -> bool {
+                    for b in bytes {
+                        if shared.stop.load(Ordering::Relaxed)
+                            || w.write_all(&[*b]).and_then(|_| w.flush()).is_err()
+                        {
+                            return false;
+                        }
+                        if slow {
+                            thread::sleep(Duration::from_millis(ms));
+                        }
+                    }
+                    true
+                };
+                if !trickle(head, slow_head) || !trickle(body, !slow_head) {
+                    return;
+                }
+            }
+            Reply::Reset => {
+                let _ = r.get_mut().write_all(b"HTTP/1.1 2");
+                let _ = r.get_mut().flush();
+                return;
+            }
             Reply::Silence => {
                 while !shared.stop.load(Ordering::Relaxed) {
                     thread::sleep(Duration::from_millis(20));
