@@ -28,6 +28,8 @@ USAGE:
   tocsin render WEBHOOK [-c FILE] [--rule R]
                                        print the exact request that would be sent (secrets redacted)
   tocsin test WEBHOOK [-c FILE]        send a `test` event now; print status and latency
+  tocsin status [-c FILE]              rules, outboxes and recent deliveries of the running agent
+  tocsin replay EVENT_ID [-c FILE]     re-send a recent or spooled event (new id, replay_of = the old)
   tocsin --version | --help
 
 FILE defaults to /etc/tocsin/tocsin.toml.
@@ -74,6 +76,18 @@ pub enum Command {
         /// The webhook.
         webhook: String,
     },
+    /// `status`.
+    Status {
+        /// `-c`.
+        config: PathBuf,
+    },
+    /// `replay EVENT_ID`.
+    Replay {
+        /// `-c`.
+        config: PathBuf,
+        /// The event to re-send.
+        id: String,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -87,12 +101,8 @@ pub enum Command {
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut it = args.iter().map(String::as_str).peekable();
     let verb = match it.peek() {
-        Some(&("run" | "check" | "once" | "render" | "test")) => it.next().unwrap_or("run"),
-        Some(&("status" | "replay")) => {
-            return Err(format!(
-                "`{}` is not supported by this version of tocsin yet",
-                args[0]
-            ));
+        Some(&("run" | "check" | "once" | "render" | "test" | "status" | "replay")) => {
+            it.next().unwrap_or("run")
         }
         Some(&("-h" | "--help" | "help")) => return Ok(Command::Help),
         Some(&("-V" | "--version")) => return Ok(Command::Version),
@@ -127,7 +137,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => Err(format!("`{verb}` takes one webhook name")),
         }
     };
-    if !matches!(verb, "render" | "test") && !positional.is_empty() {
+    if !matches!(verb, "render" | "test" | "replay") && !positional.is_empty() {
         return Err(format!("unexpected argument `{}`", positional[0]));
     }
     Ok(match verb {
@@ -141,6 +151,14 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         "test" => Command::Test {
             config,
             webhook: webhook()?,
+        },
+        "status" => Command::Status { config },
+        "replay" => match positional.as_slice() {
+            [id] => Command::Replay {
+                config,
+                id: id.clone(),
+            },
+            _ => return Err("`replay` takes one EVENT_ID".into()),
         },
         _ => Command::Run { config, dry_run },
     })
@@ -207,6 +225,8 @@ pub fn main() -> ExitCode {
             };
             render(&cfg, &webhook, rule.as_deref())
         }
+        Command::Status { config } => control(&config, "status"),
+        Command::Replay { config, id } => control(&config, &format!("replay {id}")),
         Command::Test { config, webhook } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -231,6 +251,32 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         }
         ExitCode::from(1)
     })
+}
+
+/// `status` and `replay`: one request to the running agent's control socket.
+fn control(config: &std::path::Path, request: &str) -> ExitCode {
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let path = &cfg.agent.control_socket;
+    match crate::control::request(path, request) {
+        Ok(answer) => {
+            print!("{answer}");
+            if answer.starts_with("error:") {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "tocsin: no running agent answers on {} ({e})",
+                path.display()
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// At start with an invalid config: the last-known-good copy under its `state_dir` (read
@@ -498,7 +544,8 @@ mod tests {
             "test a b",
             "run -c",
             "check extra",
-            "status",
+            "status x",
+            "replay",
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a}");
         }

@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod deliver;
 pub mod event;
 pub mod limits;

@@ -84,6 +84,151 @@ impl Agent {
         })
     }
 
+    /// The text `tocsin status` prints: rules, webhooks, recent deliveries.
+    pub fn status(&self, started: std::time::Instant) -> String {
+        use std::fmt::Write as _;
+        let cfg = &self.cfg;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "tocsin {} — device {} ({}), up {} s, every {} ms",
+            env!("CARGO_PKG_VERSION"),
+            cfg.agent.device_id,
+            cfg.agent.hostname,
+            started.elapsed().as_secs(),
+            cfg.agent.interval_ms
+        );
+        let _ = writeln!(
+            s,
+            "\n{:<20} {:<20} {:>14} {:<9} STATE",
+            "RULE", "SERIES", "VALUE", "LEVEL"
+        );
+        self.evaluator.view(&self.specs, &mut |v| {
+            let spec = &self.specs[v.rule];
+            let value = v
+                .value
+                .map(crate::render::fmt_value)
+                .map(|x| format!("{x}{}", spec.metric.unit()))
+                .unwrap_or_else(|| "-".into());
+            let series = if v.dim.is_empty() {
+                "-"
+            } else {
+                v.dim.as_str()
+            };
+            let _ = writeln!(
+                s,
+                "{:<20} {:<20} {:>14} {:<9} {}",
+                spec.name,
+                series,
+                value,
+                v.level.map_or("-", |l| l.as_str()),
+                v.state
+            );
+        });
+        let _ = writeln!(
+            s,
+            "\n{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  LAST ERROR",
+            "WEBHOOK", "QUEUE", "SPOOLED", "DELIVERED", "RETRIED", "FAILED", "DROPPED", "STATUS"
+        );
+        let mut recent = Vec::new();
+        for (i, wh) in cfg.webhooks.iter().enumerate() {
+            let spooled = crate::deliver::spool::Spool::new(&cfg.agent.state_dir, &wh.name).len();
+            let Some(o) = &self.outboxes[i] else {
+                let _ = writeln!(
+                    s,
+                    "{:<16} disabled (enabled = false), {spooled} spooled",
+                    wh.name
+                );
+                continue;
+            };
+            let queue = o.tx.max_capacity() - o.tx.capacity();
+            let Ok(st) = o.stats.lock() else { continue };
+            let _ = writeln!(
+                s,
+                "{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  {}",
+                wh.name,
+                queue,
+                spooled,
+                st.delivered,
+                st.retried,
+                st.failed,
+                self.dropped,
+                st.last_status.map_or("-".into(), |c| c.to_string()),
+                st.last_error.as_deref().unwrap_or("-")
+            );
+            recent.extend(st.recent.iter().map(|r| (wh.name.clone(), r.clone())));
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<16} {:<36} {:<15} {:>8} {:>6} {:>9}",
+            "WEBHOOK", "EVENT ID", "TYPE", "ATTEMPTS", "STATUS", "LATENCY"
+        );
+        for (name, r) in recent {
+            let _ = writeln!(
+                s,
+                "{:<16} {:<36} {:<15} {:>8} {:>6} {:>6} ms{}",
+                name,
+                r.event.id.to_text(),
+                r.event.kind.as_str(),
+                r.attempts,
+                r.status.map_or("-".into(), |c| c.to_string()),
+                r.latency_ms,
+                if r.delivered { "" } else { "  (not delivered)" }
+            );
+        }
+        s
+    }
+
+    /// Re-sends a recent or spooled event with a new id and `replay_of` set to the old one.
+    ///
+    /// # Errors
+    /// No recent or spooled event has that id, or the outbox is full.
+    pub fn replay(&mut self, id: &str) -> Result<String, String> {
+        let cfg = self.cfg.clone();
+        for (i, wh) in cfg.webhooks.iter().enumerate() {
+            let recent = self.outboxes[i].as_ref().and_then(|o| {
+                o.stats
+                    .lock()
+                    .ok()?
+                    .recent
+                    .iter()
+                    .find(|r| r.event.id.to_text().as_str() == id)
+                    .map(|r| r.event.clone())
+            });
+            let spooled = || {
+                crate::deliver::spool::Spool::new(&cfg.agent.state_dir, &wh.name)
+                    .list()
+                    .iter()
+                    .filter_map(|p| crate::deliver::spool::load(p))
+                    .find(|e| e.id.to_text().as_str() == id)
+            };
+            let Some(old) = recent.or_else(spooled) else {
+                continue;
+            };
+            let now = now_ms();
+            let mut event = old.clone();
+            event.id = new_event_id(now);
+            event.replay_of = Some(old.id);
+            event.timestamp_ms = now;
+            let Some(o) = &self.outboxes[i] else {
+                return Err(format!("webhook {} is disabled", wh.name));
+            };
+            o.tx.try_send(event.clone())
+                .map_err(|_| format!("the outbox of {} is full; try again", wh.name))?;
+            crate::info!(
+                "replaying {id} as {} to webhook {}",
+                event.id.to_text(),
+                wh.name
+            );
+            return Ok(format!(
+                "replayed {id} as {} to webhook {}\n",
+                event.id.to_text(),
+                wh.name
+            ));
+        }
+        Err(format!("no recent or spooled event has the id {id}"))
+    }
+
     /// Takes over the rule state of `old` for every unchanged rule (see
     /// [`Evaluator::carry_over`]); returns how many kept their state.
     pub fn adopt_rule_state(&mut self, old: &mut Agent) -> usize {
@@ -342,8 +487,29 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
         );
     }
     let mut ticker = new_ticker(agent.config().agent.interval_ms);
+    let started = std::time::Instant::now();
+    let control_path = agent.config().agent.control_socket.clone();
+    let control = match crate::control::bind(&control_path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            crate::warn!(
+                "no control socket at {} ({e}): tocsin status and replay will not reach this agent",
+                control_path.display()
+            );
+            None
+        }
+    };
     loop {
         tokio::select! {
+            Some(mut conn) = async { match &control { Some(l) => l.accept().await.ok().map(|(c, _)| c), None => std::future::pending().await } } => {
+                let answer = match crate::control::read_request(&mut conn).await.as_deref() {
+                    Some("status") => agent.status(started),
+                    Some(r) if r.starts_with("replay ") => agent.replay(r[7..].trim()).unwrap_or_else(|e| format!("error: {e}\n")),
+                    Some(other) => format!("error: unknown request `{other}`: expected `status` or `replay EVENT_ID`\n"),
+                    None => "error: no request within 1 s\n".into(),
+                };
+                crate::control::answer(conn, &answer).await;
+            }
             _ = ticker.tick() => agent.tick(now_ms()),
             Some(f) = agent.next_failure() => agent.announce_failure(&f),
             _ = hup.recv() => match config::load(&path) {
@@ -375,6 +541,9 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
         }
     }
     crate::info!("stopping");
+    if control.is_some() {
+        let _ = std::fs::remove_file(&control_path);
+    }
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())

@@ -304,3 +304,97 @@ fn an_invalid_config_at_start_falls_back_to_the_last_known_good_copy() {
         "loudly: {log}"
     );
 }
+
+#[test]
+fn status_and_replay_over_the_control_socket() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::process::Command;
+    let dir = TempDir::new("control");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    let sock = dir.path().join("control.sock");
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nhostname = \"h\"\ninterval = \"100ms\"\nroot = \"{root}\"\nstate_dir = \"{state}\"\ncontrol_socket = \"{sock}\"\n\n[[rule]]\nname = \"mem-high\"\nmetric = \"mem.used_percent\"\ncritical = \"> 95\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"{url}\"\nformat = \"template\"\nbody = '{{\"id\": \"${{event_id}}\", \"replay_of\": \"${{replay_of}}\"}}'\nevents = [\"alarm\"]\n",
+            root = root.display(),
+            state = dir.path().join("state").display(),
+            sock = sock.display(),
+            url = rcv.url("/c"),
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&cfg, dir.path());
+    let r = rcv.wait_for(WAIT, "the alarm", |r| r.len() == 1);
+    let id = r[0].json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "owner-only"
+    );
+
+    let out = Command::new(bin())
+        .args(["status", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("mem-high") && l.contains("CRITICAL") && l.ends_with("ALERT")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["w", "0", "0", "1"]),
+        "queue 0, spooled 0, delivered 1: {text}"
+    );
+    assert!(
+        text.contains(&id),
+        "recent deliveries list the event: {text}"
+    );
+
+    let out = Command::new(bin())
+        .args(["replay", &id, "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = rcv.wait_for(WAIT, "the replay", |r| r.len() == 2);
+    let j = r[1].json();
+    assert_eq!(j["replay_of"], id.as_str(), "replay_of = the old id");
+    assert_ne!(j["id"], id.as_str(), "a new event id");
+
+    let out = Command::new(bin())
+        .args(["replay", "01234567-89ab-7fff-bfff-ffffffffffff", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no recent or spooled event"));
+    drop(agent);
+    // With no agent running, status says so and exits 2.
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(bin())
+        .args(["status", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

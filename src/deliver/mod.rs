@@ -474,10 +474,50 @@ pub fn tls_for(wh: &Webhook) -> Result<TlsConfig, String> {
     }
 }
 
+/// How many recent deliveries each webhook remembers.
+pub const RECENT: usize = 16;
+
+/// One delivery, for `tocsin status` and `tocsin replay`.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The event (kept whole, so it can be replayed).
+    pub event: Event,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last status received.
+    pub status: Option<u16>,
+    /// From the first attempt to the end.
+    pub latency_ms: u64,
+    /// Whether it was delivered.
+    pub delivered: bool,
+}
+
+/// A webhook's counters and recent deliveries.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events delivered.
+    pub delivered: u64,
+    /// Attempts beyond the first, summed.
+    pub retried: u64,
+    /// Events not delivered (spooled or rejected).
+    pub failed: u64,
+    /// The last status any attempt received.
+    pub last_status: Option<u16>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// The most recent deliveries, oldest first.
+    pub recent: std::collections::VecDeque<Record>,
+}
+
+/// Stats shared between a worker and the control socket.
+pub type SharedStats = Arc<std::sync::Mutex<Stats>>;
+
 /// A webhook's outbox: the sending half, and the task draining it.
 pub struct Outbox {
     /// Bounded queue of events for this webhook.
     pub tx: mpsc::Sender<Event>,
+    /// What the worker did so far.
+    pub stats: SharedStats,
     /// The worker; it ends when every sender is dropped and the queue is empty.
     pub task: JoinHandle<()>,
 }
@@ -521,9 +561,11 @@ pub fn spawn_outbox(
         failures,
         stop,
         gone: false,
+        stats: SharedStats::default(),
     };
+    let stats = worker.stats.clone();
     let task = tokio::spawn(worker.run(rx, mode));
-    Ok(Outbox { tx, task })
+    Ok(Outbox { tx, stats, task })
 }
 
 /// How often a non-empty spool is probed while no fresh event shows the endpoint is back:
@@ -552,6 +594,7 @@ struct Worker {
     stop: watch::Receiver<bool>,
     /// The receiver answered 410 Gone: nothing more is sent until a reload.
     gone: bool,
+    stats: SharedStats,
 }
 
 impl Worker {
@@ -651,7 +694,7 @@ impl Worker {
             }
         };
         let body = Bytes::copy_from_slice(&self.buf[..n]);
-        deliver(
+        let d = deliver(
             &mut self.client,
             wh,
             &ctx,
@@ -659,7 +702,36 @@ impl Worker {
             max_attempts,
             Some(self.stop.clone()),
         )
-        .await
+        .await;
+        self.record(event, &d);
+        d
+    }
+
+    /// Counts a delivery and keeps it among the recent ones (for `status` and `replay`).
+    fn record(&self, event: &Event, d: &Delivery) {
+        let Ok(mut st) = self.stats.lock() else {
+            return;
+        };
+        if d.delivered {
+            st.delivered += 1;
+        } else {
+            st.failed += 1;
+            st.last_error = d.error.clone();
+        }
+        st.retried += u64::from(d.attempts.saturating_sub(1));
+        if d.status.is_some() {
+            st.last_status = d.status;
+        }
+        if st.recent.len() == RECENT {
+            st.recent.pop_front();
+        }
+        st.recent.push_back(Record {
+            event: event.clone(),
+            attempts: d.attempts,
+            status: d.status,
+            latency_ms: d.elapsed.as_millis() as u64,
+            delivered: d.delivered,
+        });
     }
 
     fn print(&mut self, event: &Event) {
