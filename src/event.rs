@@ -161,6 +161,8 @@ pub struct Event {
     pub prev_level: Level,
     /// The metric, for rule events.
     pub metric: Option<Metric>,
+    /// The dimension key of the series (`mount`, `iface`, `sensor`, …), if it has one.
+    pub dim_key: Option<&'static str>,
     /// The dimension value of the series (empty if none).
     pub dim: DimValue,
     /// The value that caused the event.
@@ -198,6 +200,7 @@ impl Event {
             level: t.level,
             prev_level: t.prev_level,
             metric: Some(rule.metric),
+            dim_key: t.key.or(rule.match_key).or_else(|| rule.metric.dimension()),
             dim: t.dim.clone(),
             value: t.value,
             threshold: t.threshold,
@@ -221,6 +224,7 @@ impl Event {
             level: Level::Info,
             prev_level: Level::Info,
             metric: None,
+            dim_key: None,
             dim: DimValue::new(),
             value: None,
             threshold: None,

@@ -54,7 +54,7 @@ pub(super) fn render_json(e: &Event, o: &Origin<'_>, buf: &mut [u8]) -> Result<u
         json_str_into(&mut dims, o.device_id)?;
         dims.write_str(",\"instanceId\":")?;
         json_str_into(&mut dims, o.hostname)?;
-        if let (Some(key), false) = (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+        if let (Some(key), false) = (e.dim_key, e.dim.is_empty()) {
             dims.write_char(',')?;
             json_str_into(&mut dims, key)?;
             dims.write_char(':')?;
