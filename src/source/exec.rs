@@ -1,10 +1,13 @@
 //! `exec.value`: run a command (argv, never a shell), read at most
 //! [`MAX_EXEC_OUTPUT`](crate::limits::MAX_EXEC_OUTPUT) bytes of its stdout, and parse the number it prints.
 //!
-//! The command runs in its own process group with stdin and stderr on /dev/null. The
+//! The command runs in its own process group with stdin and stderr on /dev/null and a
+//! cleared environment (only `PATH` and `LC_ALL=C`): the agent's environment may hold
+//! webhook secrets (`token_env`), which a probe command has no business seeing. The
 //! sampling tick waits for it at most `timeout`: when the time is up, or the output
 //! outgrows the buffer, the whole group gets SIGKILL and the child is reaped, so nothing
-//! hangs and no zombie is left. Spawning allocates (std builds the argv and environment
+//! hangs and no zombie is left. The deadline is the one clock read in the source layer:
+//! it bounds waiting and never enters a value. Spawning allocates (std builds the argv and environment
 //! for `execve`); that cost is measured and reported apart from the file sources.
 
 use std::io::Read;
@@ -51,6 +54,9 @@ pub fn run(argv: &[String], timeout: Duration, buf: &mut [u8]) -> Result<f64, Ex
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LC_ALL", "C")
         .process_group(0)
         .spawn()
         .map_err(|_| ExecError::Spawn)?;
@@ -117,9 +123,16 @@ fn readable(fd: i32, left: Duration) -> bool {
     };
     // Round up so a sub-millisecond remainder still waits.
     let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
-    // SAFETY: `p` is one valid pollfd for the duration of the call.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    r > 0
+    loop {
+        // SAFETY: `p` is one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            // A signal (SIGHUP for a reload) is not the timeout; the caller's deadline
+            // still bounds the total because it recomputes `left` after each read.
+            continue;
+        }
+        return r > 0;
+    }
 }
 
 /// SIGKILL to the child's process group (it was made leader of its own group), so a
@@ -187,6 +200,16 @@ mod tests {
             Err(ExecError::Timeout)
         );
         assert!(start.elapsed() < Duration::from_secs(3));
+        // The agent's environment (secrets in `*_env`) is not passed on: not even HOME
+        // (set under cargo test); PATH is the fixed one.
+        assert_eq!(
+            run(
+                &argv(&["/bin/sh", "-c", "test -z \"$HOME\" && echo 1 || echo 0"]),
+                t,
+                &mut buf
+            ),
+            Ok(1.0)
+        );
         let mut small = [0u8; 8];
         assert_eq!(
             run(&argv(&["/bin/sh", "-c", "yes 1"]), t, &mut small),
