@@ -83,4 +83,95 @@ fn main() {
         eval_ns / n
     );
     assert!(samples.len() > 40);
+
+    // The sources whose cost is the kernel's or another program's, one rule each, timed
+    // apart: listing /proc (the fixture's 7 processes, then this host's), a TCP connect
+    // to a listener on 127.0.0.1, spawning /bin/echo.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = listener.local_addr().expect("addr");
+    // Accept and drop, as a service does; a listener that never accepts fills its backlog
+    // and every further connect then waits out the whole timeout.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let name = |s: &str| tocsin::metric::DimValue::try_from(s).expect("fits");
+    let extra: [(&str, &Path, Probe, u64); 4] = [
+        (
+            "process name over the fixture's /proc",
+            &root,
+            Probe::ProcessName(name("hostapd")),
+            n,
+        ),
+        (
+            "process name over this host's /proc",
+            Path::new("/"),
+            Probe::ProcessName(name("hostapd")),
+            n / 10,
+        ),
+        (
+            "tcp.up to 127.0.0.1",
+            Path::new("/nonexistent"),
+            Probe::Tcp {
+                target,
+                timeout_ms: 1000,
+            },
+            n / 10,
+        ),
+        (
+            "exec.value /bin/echo",
+            Path::new("/nonexistent"),
+            Probe::Exec {
+                command: vec!["/bin/echo".into(), "1".into()],
+                timeout_ms: 2000,
+            },
+            n / 100,
+        ),
+    ];
+    for (what, at, probe, runs) in extra {
+        let runs = runs.max(2);
+        let mut s = Sampler::with_probes(at, std::slice::from_ref(&probe));
+        let mut alone = Sampler::new(at);
+        let mut out: Box<Samples> = Box::default();
+        let mut time = |s: &mut Sampler| {
+            let t0 = cpu_ns();
+            let w0 = Instant::now();
+            for i in 0..runs {
+                out.clear();
+                s.sample(i * 1000, &mut out);
+            }
+            (
+                (cpu_ns() - t0) / runs,
+                w0.elapsed().as_nanos() as u64 / runs,
+            )
+        };
+        let (base_cpu, base_wall) = time(&mut alone);
+        let (cpu, wall) = time(&mut s);
+        let procs = count_pids(at);
+        println!(
+            "+ {what}{}: {} ns CPU, {} ns wall per cycle on top of the host-wide sources",
+            if matches!(probe, Probe::ProcessName(_)) {
+                format!(" ({procs} processes)")
+            } else {
+                String::new()
+            },
+            cpu.saturating_sub(base_cpu),
+            wall.saturating_sub(base_wall)
+        );
+    }
+}
+
+/// Processes under `root/proc`, for the report.
+fn count_pids(root: &Path) -> usize {
+    std::fs::read_dir(root.join("proc")).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
+            .count()
+    })
 }
