@@ -1,4 +1,4 @@
-//! Metric sources: `/proc` files and statvfs, turned into [`Sample`]s.
+//! Metric sources: `/proc` and `/sys` files, statvfs, TCP connects and commands, turned into [`Sample`]s.
 //!
 //! Each metric family has a pure parser in its own module; [`Sampler`] does the I/O with
 //! buffers allocated once. A source that is missing or unparsable yields no sample — never
