@@ -324,16 +324,18 @@ fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode
 
 /// `tocsin once`: two samples 1 s apart (rates need two), then one evaluation.
 fn once(cfg: &Config, metrics: bool) {
-    let mut sampler = Sampler::new(&cfg.agent.root);
+    let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
+    let mut sampler = Sampler::with_probes(&cfg.agent.root, &probes);
     let mut samples: Box<Samples> = Box::default();
-    sampler.sample(&mut samples);
+    let start = std::time::Instant::now();
+    sampler.sample(0, &mut samples);
     std::thread::sleep(Duration::from_secs(1));
     samples.clear();
-    sampler.sample(&mut samples);
+    sampler.sample(start.elapsed().as_millis() as u64, &mut samples);
     if metrics {
         println!("{:<28} {:<24} {:>16} UNIT", "METRIC", "DIMENSION", "VALUE");
         for s in samples.iter() {
-            let dim = match s.metric.dimension() {
+            let dim = match s.key {
                 Some(k) => format!("{k}={}", s.dim),
                 None => "-".into(),
             };
@@ -394,6 +396,7 @@ fn example_event(cfg: &Config, rule: Option<usize>) -> Event {
         ));
     let t = Transition {
         rule: r,
+        key: spec.match_key.or_else(|| spec.metric.dimension()),
         dim: spec.match_dim.clone().unwrap_or_default(),
         kind: TransitionKind::Alarm,
         state: crate::rule::AlertState::Alert,

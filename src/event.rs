@@ -161,6 +161,8 @@ pub struct Event {
     pub prev_level: Level,
     /// The metric, for rule events.
     pub metric: Option<Metric>,
+    /// The dimension key of the series (`mount`, `iface`, `sensor`, …), if it has one.
+    pub dim_key: Option<&'static str>,
     /// The dimension value of the series (empty if none).
     pub dim: DimValue,
     /// The value that caused the event.
@@ -200,6 +202,7 @@ impl Event {
             level: t.level,
             prev_level: t.prev_level,
             metric: Some(rule.metric),
+            dim_key: t.key.or(rule.match_key).or_else(|| rule.metric.dimension()),
             dim: t.dim.clone(),
             value: t.value,
             threshold: t.threshold,
@@ -224,6 +227,7 @@ impl Event {
             level: Level::Info,
             prev_level: Level::Info,
             metric: None,
+            dim_key: None,
             dim: DimValue::new(),
             value: None,
             threshold: None,
@@ -235,6 +239,13 @@ impl Event {
             detail: truncated(detail),
             replay_of: None,
         }
+    }
+
+    /// The dimension key of the series (`mount`, `iface`, `sensor`, …), if it has one: the
+    /// event's own, else the metric's usual one.
+    pub fn dimension_key(&self) -> Option<&'static str> {
+        self.dim_key
+            .or_else(|| self.metric.and_then(|m| m.dimension()))
     }
 
     /// Whether this event carries a level that `min_level` filters (rule events do).

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! - [`config`]: TOML text to a validated [`config::Config`]; every problem with file:line:col.
-//! - [`source`]: reads /proc (under a configurable root) into [`metric::Sample`]s.
+//! - [`source`]: reads /proc and /sys (under a configurable root), probes TCP ports and runs
+//!   commands, into [`metric::Sample`]s.
 //! - [`rule`]: the pure per-rule state machine; samples and `now` in, transitions out.
 //! - [`event`]: the one event type that flows to delivery.
 //! - [`render`]: payload formats, written into fixed buffers.

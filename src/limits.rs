@@ -47,3 +47,23 @@ pub const MAX_RETRIES: u32 = 10;
 pub const MIN_DURATION_MS: u64 = 100;
 /// Longest accepted duration (7 days), in milliseconds.
 pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Most network interfaces tracked for `net.*` (rates need the previous counters).
+pub const MAX_IFACES: usize = 32;
+/// Most temperature inputs (thermal zones plus hwmon sensors) found at load.
+pub const MAX_TEMP_INPUTS: usize = 32;
+/// Most processes one `process.*` rule tracks for `process.cpu_percent`; further matching
+/// processes are counted but their CPU time is not.
+pub const MAX_PIDS_PER_PROCESS_RULE: usize = 128;
+/// Bytes of `getdents64` records read from /proc at a time while looking for processes.
+pub const DIR_BUF_LEN: usize = 8 * 1024;
+/// Most bytes of an `exec.value` command's stdout; a command printing more yields no sample.
+pub const MAX_EXEC_OUTPUT: usize = 4 * 1024;
+/// Default bound on a `tcp.up` connect, in milliseconds.
+pub const DEFAULT_TCP_TIMEOUT_MS: u64 = 1000;
+/// Default bound on an `exec.value` command, in milliseconds.
+pub const DEFAULT_EXEC_TIMEOUT_MS: u64 = 2000;
+/// Longest `timeout` a `tcp.up` or `exec.value` rule may set, in milliseconds: the sampling
+/// tick waits for it.
+pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
+/// Longest comm the kernel keeps for a process name (`TASK_COMM_LEN` − 1), in bytes.
+pub const MAX_COMM_LEN: usize = 15;

@@ -4,12 +4,12 @@
 use crate::config::{self, Config};
 use crate::deliver::{self, Failure, Mode, Outbox};
 use crate::event::{Event, EventId, EventType};
-use crate::metric::Samples;
+use crate::metric::{Metric, Samples};
 use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
 use crate::source::Sampler;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
@@ -48,6 +48,21 @@ pub struct Agent {
     failed_tx: mpsc::Sender<Failure>,
     /// Set when the drain time is up: outboxes spool what they still hold.
     stop: watch::Sender<bool>,
+    /// The origin of the monotonic time handed to the sampler (rates must not jump when
+    /// the wall clock is set, as it is on a router whose NTP sync comes late).
+    started: Instant,
+    /// `uptime.seconds` of the previous cycle, to notice a reboot.
+    last_uptime: Option<f64>,
+}
+
+/// Whether uptime went backwards since the previous cycle (the host rebooted under a
+/// running agent: a container or a suspended VM resumed elsewhere, or a root pointing at
+/// a device whose /proc is mirrored). Remembers the latest uptime; a cycle without one
+/// keeps the previous. Returns the old and new uptime when it went back.
+pub fn uptime_went_back(last: &mut Option<f64>, samples: &Samples) -> Option<(f64, f64)> {
+    let now = samples.iter().find(|s| s.metric == Metric::Uptime)?.value;
+    let prev = last.replace(now)?;
+    (now < prev).then_some((prev, now))
 }
 
 impl Agent {
@@ -70,8 +85,11 @@ impl Agent {
                 None
             });
         }
+        let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
         Ok(Agent {
-            sampler: Sampler::new(&cfg.agent.root),
+            sampler: Sampler::with_probes(&cfg.agent.root, &probes),
+            started: Instant::now(),
+            last_uptime: None,
             evaluator: Evaluator::new(&specs),
             samples: Box::default(),
             specs,
@@ -266,7 +284,13 @@ impl Agent {
     /// One cycle: sample, evaluate, route the resulting events.
     pub fn tick(&mut self, now: Millis) {
         self.samples.clear();
-        self.sampler.sample(&mut self.samples);
+        let mono_ms = self.started.elapsed().as_millis() as u64;
+        self.sampler.sample(mono_ms, &mut self.samples);
+        if let Some((prev, now)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
+            let detail = format!("uptime went back from {prev:.0} s to {now:.0} s");
+            crate::warn!("reboot detected: {detail}");
+            self.broadcast(EventType::Reboot, &detail);
+        }
         let Agent {
             cfg,
             specs,
@@ -553,4 +577,35 @@ fn new_ticker(interval_ms: u64) -> tokio::time::Interval {
     let mut t = tokio::time::interval(Duration::from_millis(interval_ms));
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{DimValue, Sample};
+
+    fn with_uptime(v: f64) -> Samples {
+        let mut s = Samples::new();
+        let _ = s.push(Sample {
+            metric: Metric::Uptime,
+            key: None,
+            dim: DimValue::new(),
+            value: v,
+        });
+        s
+    }
+
+    #[test]
+    fn reboot_is_uptime_going_back() {
+        let mut last = None;
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(100.0)), None);
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(105.0)), None);
+        // A cycle without uptime keeps the previous value.
+        assert_eq!(uptime_went_back(&mut last, &Samples::new()), None);
+        assert_eq!(
+            uptime_went_back(&mut last, &with_uptime(3.0)),
+            Some((105.0, 3.0))
+        );
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(8.0)), None);
+    }
 }

@@ -12,7 +12,7 @@ fn fixture() -> PathBuf {
 
 fn sample(sampler: &mut Sampler) -> Samples {
     let mut out = Samples::new();
-    sampler.sample(&mut out);
+    sampler.sample(0, &mut out);
     assert!(out.iter().all(|s| s.value.is_finite()));
     out
 }

@@ -17,6 +17,7 @@ use crate::metric::{DimValue, Metric, PLANNED_METRICS};
 use crate::render;
 use crate::render::template::{Segment, Template};
 use crate::rule::{Level, NoData, RuleSpec};
+use crate::source::Probe;
 use diag::Collector;
 use std::fmt;
 use std::ops::Range;
@@ -63,6 +64,8 @@ pub struct Agent {
 pub struct Rule {
     /// What the evaluator needs.
     pub spec: RuleSpec,
+    /// What the sampler must watch for this rule (process, tcp, file and exec metrics).
+    pub probe: Option<Probe>,
     /// Indexes into [`Config::webhooks`].
     pub notify: Vec<usize>,
 }
@@ -362,8 +365,13 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
     }
     let rule_names = names(&mut c, src, &rule_tables, "rule");
     let mut rules: Vec<Rule> = Vec::new();
+    let mut probes: Vec<(Probe, Range<usize>)> = Vec::new();
     for (t, span) in &rule_tables {
         if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
+            if let Some(p) = &r.probe {
+                check_probe_conflict(&mut c, &probes, p, t, span.clone());
+                probes.push((p.clone(), span.clone()));
+            }
             rules.push(r);
         }
     }
@@ -845,8 +853,18 @@ const RULE_KEYS: &[&str] = &[
     "no_data",
     "no_data_after",
     "notify",
+    // Family parameters (DESIGN.md): process, tcp.up, file.value, exec.value.
+    "pidfile",
+    "target",
+    "path",
+    "scale",
+    "command",
+    "timeout",
 ];
-const RULE_KEYS_LATER: &[&str] = &["pidfile", "target", "path", "scale", "command", "timeout"];
+/// Rule keys of the design that this build does not support yet (none left).
+const RULE_KEYS_LATER: &[&str] = &[];
+/// Family parameters that name a series themselves, so they are not `match` keys.
+const PARAM_DIMS: &[&str] = &["pidfile", "target", "path", "command"];
 
 fn parse_rule(
     c: &mut Collector,
@@ -889,19 +907,35 @@ fn parse_rule(
         }
     };
 
+    let mut match_key = None;
     let mut match_dim = None;
     if let Some(m) = get_table(c, t, "match") {
-        for (k, v) in m.iter() {
+        // In file order, so "takes one dimension" points at the second one written.
+        let mut entries: Vec<_> = m.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        for (k, v) in entries {
             let key = k.get_ref().as_ref();
             let Some(metric) = metric else { continue };
-            match metric.dimension() {
-                Some(d) if d == key => match v.get_ref().as_str() {
+            if match_key.is_some() {
+                c.error(k.span(), "`match` takes one dimension");
+                continue;
+            }
+            match metric.dimension_key(key) {
+                Some(d) if PARAM_DIMS.contains(&d) => c.error(
+                    k.span(),
+                    format!(
+                        "`{key}` is a parameter of metric `{}`: write `{key} = …` in the rule, not in `match`",
+                        metric.name()
+                    ),
+                ),
+                Some(d) => match v.get_ref().as_str() {
                     Some("") => c.error(
                         v.span(),
                         format!("`match.{key}` is empty; use \"*\" for every {key}"),
                     ),
                     Some(s) if s.len() <= MAX_DIM_VALUE_LEN => {
-                        match_dim = DimValue::try_from(s).ok()
+                        match_key = Some(d);
+                        match_dim = DimValue::try_from(s).ok();
                     }
                     Some(_) => c.error(
                         v.span(),
@@ -912,19 +946,40 @@ fn parse_rule(
                         format!("`match.{key}` must be a string (a glob: * and ?)"),
                     ),
                 },
-                Some(d) => c.error(
-                    k.span(),
-                    format!(
-                        "metric `{}` has the dimension `{d}`, not `{key}`",
-                        metric.name()
-                    ),
-                ),
-                None => c.error(
-                    k.span(),
-                    format!("metric `{}` has no dimensions to match", metric.name()),
-                ),
+                None => {
+                    let keys: Vec<&str> = metric
+                        .dimensions()
+                        .iter()
+                        .copied()
+                        .filter(|d| !PARAM_DIMS.contains(d))
+                        .collect();
+                    if keys.is_empty() {
+                        c.error(
+                            k.span(),
+                            format!("metric `{}` has no dimensions to match", metric.name()),
+                        );
+                    } else {
+                        c.error(
+                            k.span(),
+                            format!(
+                                "metric `{}` has the dimension `{}`, not `{key}`",
+                                metric.name(),
+                                keys.join("` or `")
+                            ),
+                        );
+                    }
+                }
             }
         }
+    }
+    let probe = metric.and_then(|m| {
+        let match_span = find(t, "match").map(|(_, v)| v.span());
+        parse_probe(c, t, m, span.clone(), match_dim.as_ref(), match_span)
+    });
+    if let Some(p) = &probe {
+        let (key, dim) = p.dim();
+        match_key = Some(key);
+        match_dim = Some(dim);
     }
 
     let mut thresholds = [None; 3];
@@ -1013,6 +1068,7 @@ fn parse_rule(
     let spec = RuleSpec {
         name: heapless::String::new(),
         metric: metric?,
+        match_key,
         match_dim,
         thresholds,
         times,
@@ -1029,7 +1085,267 @@ fn parse_rule(
     }
     let mut spec = spec;
     spec.name = heapless::String::try_from(name).ok()?;
-    Some(Rule { spec, notify })
+    Some(Rule {
+        spec,
+        probe,
+        notify,
+    })
+}
+
+/// Which metrics take a family parameter.
+fn takes_param(metric: Metric, key: &str) -> bool {
+    use Metric::*;
+    match key {
+        "pidfile" => matches!(metric, ProcessCount | ProcessUp | ProcessRss | ProcessCpu),
+        "target" => metric == TcpUp,
+        "timeout" => matches!(metric, TcpUp | ExecValue),
+        "path" | "scale" => metric == FileValue,
+        "command" => metric == ExecValue,
+        _ => true,
+    }
+}
+
+/// The family parameters of a rule on `metric`: each a diagnostic when missing, of the
+/// wrong type, or given to a metric that does not take it.
+fn parse_probe(
+    c: &mut Collector,
+    t: &DeTable,
+    metric: Metric,
+    span: Range<usize>,
+    name_glob: Option<&DimValue>,
+    match_span: Option<Range<usize>>,
+) -> Option<Probe> {
+    let mut ok = true;
+    for key in ["pidfile", "target", "timeout", "path", "scale", "command"] {
+        if let Some((kspan, _)) = find(t, key) {
+            if !takes_param(metric, key) {
+                let owners = match key {
+                    "pidfile" => "process.*",
+                    "target" => "tcp.up",
+                    "timeout" => "tcp.up and exec.value",
+                    "path" | "scale" => "file.value",
+                    _ => "exec.value",
+                };
+                c.error(
+                    kspan,
+                    format!(
+                        "`{key}` does not apply to metric `{}`; it is a parameter of {owners}",
+                        metric.name()
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    let timeout = |c: &mut Collector, default: u64| -> u64 {
+        let Some(ms) = get_duration(c, t, "timeout") else {
+            return default;
+        };
+        if ms > MAX_PROBE_TIMEOUT_MS {
+            let (_, v) = find(t, "timeout").expect("timeout was read");
+            c.error(
+                v.span(),
+                format!(
+                    "`timeout` is at most {} s: the sampling tick waits for it",
+                    MAX_PROBE_TIMEOUT_MS / 1000
+                ),
+            );
+        }
+        ms
+    };
+    let probe = match metric {
+        Metric::ProcessCount | Metric::ProcessUp | Metric::ProcessRss | Metric::ProcessCpu => {
+            let pidfile = abs_path(c, t, "pidfile");
+            match (name_glob, pidfile, find(t, "pidfile").is_some()) {
+                (Some(_), _, true) => {
+                    let (kspan, _) = find(t, "pidfile").expect("pidfile was read");
+                    c.error(kspan, "give `match = { name = … }` or `pidfile`, not both");
+                    None
+                }
+                (Some(glob), None, false) => {
+                    let literal = !glob.contains(['*', '?']);
+                    if literal && glob.len() > MAX_COMM_LEN {
+                        let cut: String = glob.chars().take(MAX_COMM_LEN).collect();
+                        c.error(
+                            match_span.unwrap_or(span),
+                            format!(
+                                "the kernel keeps {MAX_COMM_LEN} bytes of a process name, so `{glob}` never matches; use \"{cut}\" or a glob"
+                            ),
+                        );
+                        None
+                    } else {
+                        Some(Probe::ProcessName(glob.clone()))
+                    }
+                }
+                (None, Some(p), _) => Some(Probe::Pidfile(p)),
+                (None, None, false) => {
+                    if match_span.is_none() {
+                        c.error(
+                            span,
+                            format!(
+                                "metric `{}` needs `match = {{ name = \"…\" }}` or `pidfile = \"…\"`",
+                                metric.name()
+                            ),
+                        );
+                    }
+                    None
+                }
+                _ => None,
+            }
+        }
+        Metric::TcpUp => {
+            let t_ms = timeout(c, DEFAULT_TCP_TIMEOUT_MS);
+            match get_str(c, t, "target") {
+                Some((s, tspan)) => match s.parse::<std::net::SocketAddr>() {
+                    Ok(target) => Some(Probe::Tcp {
+                        target,
+                        timeout_ms: t_ms,
+                    }),
+                    Err(_) => {
+                        c.error(
+                            tspan,
+                            format!("`target` = \"{s}\" must be an IP address and port, like \"127.0.0.1:53\" or \"[::1]:53\" (no host names: resolving them would block the tick)"),
+                        );
+                        None
+                    }
+                },
+                None => {
+                    if find(t, "target").is_none() {
+                        c.error(span, "metric `tcp.up` needs `target = \"IP:PORT\"`");
+                    }
+                    None
+                }
+            }
+        }
+        Metric::FileValue => {
+            let scale = match find(t, "scale") {
+                Some((_, v)) => {
+                    let n = match v.get_ref() {
+                        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                            .ok()
+                            .map(|i| i as f64),
+                        _ => None,
+                    };
+                    match n {
+                        Some(n) if n.is_finite() => Some(n),
+                        _ => {
+                            c.error(v.span(), "`scale` must be a finite number, like 0.001");
+                            None
+                        }
+                    }
+                }
+                None => Some(1.0),
+            };
+            let path = abs_path(c, t, "path");
+            if path.is_none() && find(t, "path").is_none() {
+                c.error(
+                    span,
+                    "metric `file.value` needs `path = \"/absolute/path\"`",
+                );
+            }
+            Some(Probe::File {
+                path: path?,
+                scale: scale?,
+            })
+        }
+        Metric::ExecValue => {
+            let t_ms = timeout(c, DEFAULT_EXEC_TIMEOUT_MS);
+            let Some(list) = get_string_list(c, t, "command") else {
+                if find(t, "command").is_none() {
+                    c.error(
+                        span,
+                        "metric `exec.value` needs `command = [\"/absolute/program\", \"arg\", …]`",
+                    );
+                }
+                return None;
+            };
+            let (_, cv) = find(t, "command").expect("command was read");
+            match list.first() {
+                None => {
+                    c.error(
+                        cv.span(),
+                        "`command` is empty: give the program and its arguments",
+                    );
+                    return None;
+                }
+                Some((prog, pspan)) if !prog.starts_with('/') => {
+                    c.error(
+                        pspan.clone(),
+                        "the program must be an absolute path: tocsin runs it directly, without a shell or PATH lookup",
+                    );
+                    return None;
+                }
+                _ => {}
+            }
+            if let Some((_, aspan)) = list.iter().find(|(a, _)| a.contains('\0')) {
+                c.error(
+                    aspan.clone(),
+                    "a command argument cannot contain a NUL byte",
+                );
+                return None;
+            }
+            let joined: usize = list.iter().map(|(a, _)| a.len() + 1).sum::<usize>() - 1;
+            if joined > MAX_DIM_VALUE_LEN {
+                c.error(
+                    cv.span(),
+                    format!("`command` is {joined} bytes with its arguments; it names the series, so the limit is {MAX_DIM_VALUE_LEN} (wrap a long command in a script)"),
+                );
+                return None;
+            }
+            Some(Probe::Exec {
+                command: list.iter().map(|(a, _)| a.to_string()).collect(),
+                timeout_ms: t_ms,
+            })
+        }
+        _ => None,
+    };
+    probe.filter(|_| ok)
+}
+
+/// An absolute path that fits a dimension value.
+fn abs_path(c: &mut Collector, t: &DeTable, key: &str) -> Option<DimValue> {
+    let (s, span) = get_str(c, t, key)?;
+    if !s.starts_with('/') {
+        c.error(span, format!("`{key}` must be an absolute path"));
+        None
+    } else if s.len() > MAX_DIM_VALUE_LEN || s.contains('\0') {
+        c.error(
+            span,
+            format!("`{key}` must be at most {MAX_DIM_VALUE_LEN} bytes, without NUL"),
+        );
+        None
+    } else {
+        DimValue::try_from(s).ok()
+    }
+}
+
+/// Two rules on the same series (same file, target or command) must agree on how it is
+/// sampled: one sample per series and cycle feeds both.
+fn check_probe_conflict(
+    c: &mut Collector,
+    seen: &[(Probe, Range<usize>)],
+    p: &Probe,
+    t: &DeTable,
+    span: Range<usize>,
+) {
+    let dim = p.dim();
+    for (q, _) in seen {
+        if q != p && q.dim() == dim && std::mem::discriminant(q) == std::mem::discriminant(p) {
+            let at = ["scale", "timeout"]
+                .iter()
+                .find_map(|k| find(t, k).map(|(s, _)| s))
+                .unwrap_or(span.clone());
+            c.error(
+                at,
+                format!(
+                    "another rule samples `{}` = \"{}\" with a different `scale` or `timeout`; rules on the same series must agree",
+                    dim.0, dim.1
+                ),
+            );
+            return;
+        }
+    }
 }
 
 // ---- [[webhook]] -----------------------------------------------------------------------

@@ -161,3 +161,114 @@ fn a_custom_user_agent_replaces_ours_and_reserved_headers_are_refused() {
         );
     }
 }
+
+const FAMILIES: &str = r#"
+[agent]
+hostname = "gw"
+
+[[rule]]
+name = "wan-down"
+metric = "net.up"
+match = { iface = "wan*" }
+critical = "== 0"
+
+[[rule]]
+name = "nvme-hot"
+metric = "temp.celsius"
+match = { sensor = "Composite" }
+warn = "> 70"
+
+[[rule]]
+name = "dnsmasq"
+metric = "process.up"
+match = { name = "dnsmasq" }
+critical = "== 0"
+
+[[rule]]
+name = "odhcpd"
+metric = "process.cpu_percent"
+pidfile = "/var/run/odhcpd.pid"
+warn = "> 50"
+
+[[rule]]
+name = "dns"
+metric = "tcp.up"
+target = "127.0.0.1:53"
+critical = "== 0"
+
+[[rule]]
+name = "gpio"
+metric = "file.value"
+path = "/sys/class/gpio/gpio17/value"
+scale = 2
+critical = "== 0"
+
+[[rule]]
+name = "modem"
+metric = "exec.value"
+command = ["/usr/bin/modem-signal", "--dbm"]
+timeout = "3s"
+warn = "< -100"
+"#;
+
+#[test]
+fn family_parameters_become_probes_and_series_keys() {
+    let cfg = parse(FAMILIES, "t.toml").expect("valid");
+    let keys: Vec<(Option<&str>, Option<String>)> = cfg
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                r.spec.match_key,
+                r.spec.match_dim.as_ref().map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Some("iface"), Some("wan*".into())),
+            (Some("sensor"), Some("Composite".into())),
+            (Some("name"), Some("dnsmasq".into())),
+            (Some("pidfile"), Some("/var/run/odhcpd.pid".into())),
+            (Some("target"), Some("127.0.0.1:53".into())),
+            (Some("path"), Some("/sys/class/gpio/gpio17/value".into())),
+            (Some("command"), Some("/usr/bin/modem-signal --dbm".into())),
+        ]
+    );
+    let probes: Vec<Option<Probe>> = cfg.rules.iter().map(|r| r.probe.clone()).collect();
+    assert_eq!(probes[0], None);
+    assert_eq!(probes[1], None);
+    assert!(matches!(&probes[2], Some(Probe::ProcessName(n)) if n == "dnsmasq"));
+    assert!(
+        matches!(&probes[4], Some(Probe::Tcp { timeout_ms: 1000, target }) if target.port() == 53)
+    );
+    assert!(matches!(&probes[5], Some(Probe::File { scale, .. }) if *scale == 2.0));
+    assert!(
+        matches!(&probes[6], Some(Probe::Exec { timeout_ms: 3000, command }) if command.len() == 2)
+    );
+}
+
+#[test]
+fn rules_on_one_series_must_agree() {
+    let src = r#"
+[[rule]]
+name = "a"
+metric = "file.value"
+path = "/tmp/x"
+critical = "> 1"
+
+[[rule]]
+name = "b"
+metric = "file.value"
+path = "/tmp/x"
+scale = 0.5
+critical = "> 1"
+"#;
+    let e = errors(src);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains(":12:1:") && e[0].contains("must agree"),
+        "{e:?}"
+    );
+}

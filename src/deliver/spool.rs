@@ -214,6 +214,12 @@ pub fn encode(e: &Event) -> Vec<u8> {
             .map_or(255, |i| i as u8),
     );
     put_str(&mut o, &e.dim);
+    // The dimension key as its index among the metric's keys (255: none).
+    let key = e
+        .metric
+        .zip(e.dim_key)
+        .and_then(|(m, k)| m.dimensions().iter().position(|d| *d == k));
+    o.push(key.map_or(255, |i| i as u8));
     put_f64(&mut o, e.value);
     match e.threshold {
         Some(t) => {
@@ -318,6 +324,10 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         i => Some(*Metric::ALL.get(usize::from(i))?),
     };
     let dim: DimValue = r.str()?;
+    let dim_key = match r.u8()? {
+        255 => None,
+        i => Some(*metric?.dimensions().get(usize::from(i))?),
+    };
     let value = r.f64()?;
     let threshold = match r.u8()? {
         0 => None,
@@ -351,6 +361,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         prev_level,
         metric,
         dim,
+        dim_key,
         value,
         threshold,
         times,
@@ -381,6 +392,7 @@ mod tests {
         e.prev_level = Level::Warn;
         e.metric = Some(Metric::DiskUsed);
         e.dim = "/data".try_into().unwrap();
+        e.dim_key = Some("mount");
         e.value = Some(97.5);
         e.threshold = Some(Condition {
             op: Op::Ge,

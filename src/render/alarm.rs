@@ -74,7 +74,7 @@ pub fn write(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
         write_var(out, *var, ctx)?;
     }
     out.write_str(",\"dimensions\":{")?;
-    if let (Some(k), false) = (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+    if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
         json_str_into(out, k)?;
         out.write_char(':')?;
         json_str_into(out, &e.dim)?;

@@ -58,10 +58,14 @@ pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
     worst.state = AlertState::InsufficientData;
     worst.level = Level::Critical;
     worst.prev_level = Level::Warn;
-    worst.metric = Metric::ALL
+    // The metric and dimension key with the longest names.
+    let (metric, key) = Metric::ALL
         .into_iter()
-        .filter(|m| m.dimension().is_some())
-        .max_by_key(|m| m.name().len() + m.unit().len());
+        .flat_map(|m| m.dimensions().iter().map(move |k| (m, *k)))
+        .max_by_key(|(m, k)| m.name().len() + m.unit().len() + k.len())
+        .map_or((None, None), |(m, k)| (Some(m), Some(k)));
+    worst.metric = metric;
+    worst.dim_key = key;
     worst.dim = (0..MAX_DIM_VALUE_LEN)
         .map(|_| worst_char)
         .collect::<String>()

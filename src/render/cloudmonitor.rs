@@ -52,7 +52,7 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
         json_str_into(&mut dims, o.device_id)?;
         dims.write_str(",\"instanceId\":")?;
         json_str_into(&mut dims, o.hostname)?;
-        if let (Some(key), false) = (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+        if let (Some(key), false) = (e.dimension_key(), e.dim.is_empty()) {
             dims.write_char(',')?;
             json_str_into(&mut dims, key)?;
             dims.write_char(':')?;

@@ -22,7 +22,7 @@ fn write_reading(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
     let e = ctx.event;
     let Some(m) = e.metric else { return Ok(()) };
     out.write_str(m.name())?;
-    if let (Some(k), false) = (m.dimension(), e.dim.is_empty()) {
+    if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
         write!(out, "{{{k}=")?;
         for c in e.dim.chars() {
             out.write_char(if c.is_control() { '?' } else { c })?;

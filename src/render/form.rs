@@ -38,7 +38,7 @@ pub(super) fn render(
         field(&mut w, "alertName", format_args!("{name}"))?;
         field(&mut w, "alertState", format_args!("{}", e.state.as_str()))?;
         field(&mut w, "curValue", format_args!("{cur}"))?;
-        match (e.metric.and_then(|m| m.dimension()), e.dim.is_empty()) {
+        match (e.dimension_key(), e.dim.is_empty()) {
             (Some(k), false) => field(
                 &mut w,
                 "dimensions",

@@ -45,7 +45,7 @@ impl Serialize for Tags<'_> {
         m.serialize_entry("instance", o.hostname)?;
         if let Some(metric) = e.metric {
             m.serialize_entry("metric", metric.name())?;
-            if let (Some(k), false) = (metric.dimension(), e.dim.is_empty()) {
+            if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
                 m.serialize_entry(k, e.dim.as_str())?;
             }
         }

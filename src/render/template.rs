@@ -247,7 +247,7 @@ pub fn write_var(out: &mut dyn fmt::Write, var: Var, ctx: &Ctx<'_>) -> fmt::Resu
             None => Ok(()),
         },
         Var::Times => write!(out, "{}", e.times),
-        Var::Dimensions => match e.metric.and_then(|m| m.dimension()) {
+        Var::Dimensions => match e.dimension_key() {
             Some(k) if !e.dim.is_empty() => write!(out, "{k}={}", e.dim),
             _ => Ok(()),
         },

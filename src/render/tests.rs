@@ -69,6 +69,7 @@ fn event() -> Event {
         prev_level: Level::Warn,
         metric: Some(Metric::DiskUsed),
         dim: DimValue::try_from("/").unwrap(),
+        dim_key: Some("mount"),
         value: Some(97.394),
         threshold: Some(Condition {
             op: Op::Ge,

@@ -11,7 +11,9 @@
 //! `rule.match_dim` (a glob, see [`glob_match`]; `None` matches every dim) belongs to the
 //! series keyed by that `dim`. A rule tracks at most [`MAX_SERIES_PER_RULE`] series;
 //! samples of further new series are ignored and counted by
-//! [`Evaluator::series_overflow`] (once per ignored sample per cycle). Series are never
+//! [`Evaluator::series_overflow`] (once per ignored sample per cycle). When the rule names
+//! a dimension key (`rule.match_key`, e.g. `sensor` for `temp.celsius`, whose samples carry
+//! `type` or `sensor`), only samples with that key match; series are keyed by key and dim. Series are never
 //! forgotten: one that stops getting samples goes through the no-data handling below.
 //!
 //! A rule that has never seen a matching sample has one *placeholder* series with an empty
@@ -133,6 +135,8 @@ impl Phase {
 /// The state of one series of one rule.
 #[derive(Clone, Debug)]
 struct Series {
+    /// The dimension key of the samples (`type` or `sensor` for `temp.celsius`), if any.
+    key: Option<&'static str>,
     dim: DimValue,
     /// Stands in for a rule that has never seen a matching sample.
     placeholder: bool,
@@ -174,8 +178,9 @@ struct Ctx<'a, 'e> {
 }
 
 impl Series {
-    fn new(dim: DimValue, placeholder: bool) -> Series {
+    fn new(key: Option<&'static str>, dim: DimValue, placeholder: bool) -> Series {
         Series {
+            key,
             dim,
             placeholder,
             phase: Phase::Ok,
@@ -222,6 +227,7 @@ impl Series {
     ) -> Transition {
         Transition {
             rule: cx.idx,
+            key: self.key,
             dim: self.dim.clone(),
             kind,
             state,
@@ -461,7 +467,7 @@ impl RuleState {
     fn new() -> RuleState {
         let mut series = heapless::Vec::new();
         // Capacity is at least 1, so this cannot fail.
-        let _ = series.push(Series::new(DimValue::new(), true));
+        let _ = series.push(Series::new(None, DimValue::new(), true));
         RuleState { series }
     }
 }
@@ -544,11 +550,16 @@ impl Evaluator {
                     continue;
                 }
                 if let Some(pattern) = &rule.match_dim {
-                    if !glob_match(pattern, &sample.dim) {
+                    let other_key = rule.match_key.is_some() && sample.key != rule.match_key;
+                    if other_key || !glob_match(pattern, &sample.dim) {
                         continue;
                     }
                 }
-                let pos = match st.series.iter().position(|s| s.dim == sample.dim) {
+                let pos = match st
+                    .series
+                    .iter()
+                    .position(|s| s.dim == sample.dim && (s.placeholder || s.key == sample.key))
+                {
                     Some(pos) => pos,
                     None => {
                         if let Some(ph) = st.series.iter().position(|s| s.placeholder) {
@@ -566,7 +577,10 @@ impl Evaluator {
                                 (cx.emit)(t);
                             }
                         }
-                        match st.series.push(Series::new(sample.dim.clone(), false)) {
+                        match st
+                            .series
+                            .push(Series::new(sample.key, sample.dim.clone(), false))
+                        {
                             Ok(()) => st.series.len() - 1,
                             Err(_) => {
                                 self.series_overflow = self.series_overflow.saturating_add(1);
@@ -577,6 +591,7 @@ impl Evaluator {
                 };
                 if let Some(series) = st.series.get_mut(pos) {
                     series.placeholder = false;
+                    series.key = sample.key;
                     series.on_sample(&mut cx, sample.value);
                 }
             }
@@ -629,6 +644,7 @@ mod tests {
         RuleSpec {
             name: heapless::String::try_from("mem").unwrap(),
             metric: Metric::MemUsed,
+            match_key: None,
             match_dim: None,
             thresholds: [None, cond(Op::Gt, 85.0), cond(Op::Gt, 95.0)],
             times: 1,
@@ -644,6 +660,7 @@ mod tests {
     fn mem(value: f64) -> Sample {
         Sample {
             metric: Metric::MemUsed,
+            key: None,
             dim: DimValue::new(),
             value,
         }
@@ -652,6 +669,7 @@ mod tests {
     fn disk(mount: &str, value: f64) -> Sample {
         Sample {
             metric: Metric::DiskUsed,
+            key: None,
             dim: dim(mount),
             value,
         }
@@ -730,6 +748,7 @@ mod tests {
         let mut old = Evaluator::new(&old_rules);
         let s = [Sample {
             metric: Metric::MemUsed,
+            key: None,
             dim: DimValue::new(),
             value: 95.0,
         }];
@@ -752,6 +771,7 @@ mod tests {
             name: name.try_into().unwrap(),
             metric: Metric::MemUsed,
             match_dim: None,
+            match_key: None,
             thresholds: [
                 None,
                 Some(Condition {
@@ -1265,6 +1285,7 @@ mod tests {
         r.thresholds = [None, cond(Op::Le, 20.0), cond(Op::Lt, 10.0)];
         let samples = |v: f64| Sample {
             metric: Metric::MemAvailable,
+            key: None,
             dim: DimValue::new(),
             value: v,
         };

@@ -140,6 +140,8 @@ pub struct RuleSpec {
     pub name: heapless::String<{ crate::limits::MAX_NAME_LEN }>,
     /// The metric it watches.
     pub metric: Metric,
+    /// Which dimension key `match_dim` applies to (`None`: any key the metric has).
+    pub match_key: Option<&'static str>,
     /// Glob over the metric's dimension value (`None`: every series).
     pub match_dim: Option<DimValue>,
     /// Thresholds indexed by level: `[info, warn, critical]`.
@@ -185,6 +187,8 @@ pub enum TransitionKind {
 pub struct Transition {
     /// Index of the rule in the config's rule list.
     pub rule: usize,
+    /// The series' dimension key (`None` for metrics without a dimension).
+    pub key: Option<&'static str>,
     /// The series' dimension value (empty for metrics without a dimension).
     pub dim: DimValue,
     /// What happened.
