@@ -131,7 +131,7 @@ fn every_fault_ends_delivered_spooled_or_rejected() {
             Outcome::Spooled,
         ),
         (
-            "closed mid-response",
+            "reset (RST) mid-response",
             vec![Reply::Reset, Reply::Reset, Reply::Reset],
             3,
             Outcome::Spooled,
@@ -183,6 +183,13 @@ fn every_fault_ends_delivered_spooled_or_rejected() {
                 r.took >= Duration::from_secs(1),
                 "Retry-After honoured: {:?}",
                 r.took
+            );
+        }
+        if name.starts_with("reset") {
+            assert!(
+                r.log.contains("reset by peer"),
+                "a real RST reached the agent: {}",
+                r.log
             );
         }
         if name.starts_with("410") {

@@ -58,7 +58,7 @@ pub enum Reply {
     SlowHeaders(u64),
     /// Send the headers at once, then the body one byte every `ms` milliseconds.
     SlowBody(u64),
-    /// Send half a status line, then reset the connection (RST).
+    /// Send half a status line, then reset the connection (RST, via SO_LINGER 0).
     Reset,
 }
 
@@ -250,8 +250,41 @@ impl Drop for Receiver {
     }
 }
 
+/// A connection that can be reset (RST) instead of closed.
+pub trait Abort {
+    /// Makes the coming close a reset: SO_LINGER with a zero timeout.
+    fn reset_on_close(&self);
+}
+
+impl Abort for TcpStream {
+    fn reset_on_close(&self) {
+        use std::os::fd::AsRawFd as _;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket and a correctly sized `linger`.
+        unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Abort for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn reset_on_close(&self) {
+        self.sock.reset_on_close();
+    }
+}
+
 /// Serves requests on one connection until EOF, stop, or an error.
-fn serve<S: Read + Write>(stream: S, shared: &Shared, conn: usize) {
+fn serve<S: Read + Write + Abort>(stream: S, shared: &Shared, conn: usize) {
     let mut r = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -349,6 +382,7 @@ fn serve<S: Read + Write>(stream: S, shared: &Shared, conn: usize) {
             Reply::Reset => {
                 let _ = r.get_mut().write_all(b"HTTP/1.1 2");
                 let _ = r.get_mut().flush();
+                r.get_ref().reset_on_close();
                 return;
             }
             Reply::Silence => {
