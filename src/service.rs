@@ -511,6 +511,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
         );
     }
     let mut ticker = new_ticker(agent.config().agent.interval_ms);
+    let mut heartbeat = agent.config().agent.heartbeat_ms.map(new_heartbeat);
     let started = std::time::Instant::now();
     let control_path = agent.config().agent.control_socket.clone();
     let control = match crate::control::bind(&control_path) {
@@ -535,6 +536,10 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
                 crate::control::answer(conn, &answer).await;
             }
             _ = ticker.tick() => agent.tick(now_ms()),
+            // Dead-man's switch: a receiver that stops hearing this knows the device is gone.
+            _ = async { match heartbeat.as_mut() { Some(h) => { h.tick().await; } None => std::future::pending().await } } => {
+                agent.broadcast(EventType::Heartbeat, "");
+            }
             Some(f) = agent.next_failure() => agent.announce_failure(&f),
             _ = hup.recv() => match config::load(&path) {
                 Ok(new) => {
@@ -542,6 +547,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
                     match Agent::new(Arc::new(new), mode) {
                         Ok(mut next) => {
                             ticker = new_ticker(next.config().agent.interval_ms);
+                            heartbeat = next.config().agent.heartbeat_ms.map(new_heartbeat);
                             let kept = next.adopt_rule_state(&mut agent);
                             crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
                             save_last_good(&path, &next.config().agent.state_dir);
@@ -571,6 +577,15 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())
+}
+
+/// The heartbeat timer; its first tick is one period after start (`agent_start` says
+/// hello already).
+fn new_heartbeat(period_ms: u64) -> tokio::time::Interval {
+    let period = Duration::from_millis(period_ms);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
 }
 
 fn new_ticker(interval_ms: u64) -> tokio::time::Interval {

@@ -448,3 +448,32 @@ events = ["delivery_failed"]
         .iter()
         .all(|x| x.header("x-tocsin-event-type") != Some("delivery_failed")));
 }
+
+#[test]
+fn heartbeat_events_go_to_the_webhooks_that_ask_for_them() {
+    let dir = TempDir::new("heartbeat");
+    let hb = Receiver::start();
+    let other = Receiver::start();
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\ndevice_id = \"gw\"\nhostname = \"h\"\nroot = \"{0}\"\nstate_dir = \"{0}/state\"\nheartbeat = \"200ms\"\n\n[[webhook]]\nname = \"hb\"\nurl = \"{1}\"\nformat = \"cloudmonitor-json\"\nevents = [\"heartbeat\"]\n\n[[webhook]]\nname = \"other\"\nurl = \"{2}\"\nformat = \"cloudmonitor-json\"\n",
+            dir.path().display(),
+            hb.url("/hb"),
+            other.url("/o")
+        ),
+    )
+    .unwrap();
+    let _agent = Agent::start(&cfg, dir.path());
+    let r = hb.wait_for(WAIT, "three heartbeats", |r| r.len() >= 3);
+    assert!(r
+        .iter()
+        .all(|x| x.header("x-tocsin-event-type") == Some("heartbeat")));
+    assert_eq!(r[0].json()["alertName"], "tocsin.heartbeat");
+    // The default `events` leave heartbeat out.
+    assert!(other
+        .received()
+        .iter()
+        .all(|x| x.header("x-tocsin-event-type") != Some("heartbeat")));
+}
