@@ -3,6 +3,9 @@
 //! valid for its type and carries the values unchanged, read back with independent
 //! parsers (serde_json, roxmltree, a form decoder written here, hyper's URI parser).
 
+mod common;
+
+use common::form_pairs;
 use tocsin::config::{parse, Config};
 use tocsin::event::{Event, EventId, EventType};
 use tocsin::metric::{DimValue, Metric};
@@ -115,34 +118,6 @@ fn rendered(
     ctx_of(cfg.webhooks.iter().find(|w| w.name == name).unwrap())
 }
 
-/// application/x-www-form-urlencoded decoding, written here so the test does not trust the
-/// encoder's own idea of it.
-fn form_decode(s: &str) -> Vec<(String, String)> {
-    fn dec(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("two hex digits"));
-                    i += 2;
-                }
-                c => out.push(c),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).expect("UTF-8 after decoding")
-    }
-    s.split('&')
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').expect("name=value");
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     &pairs
         .iter()
@@ -213,7 +188,7 @@ fn every_format_survives_hostile_values() {
 
         // cloudmonitor-form round-trips.
         let b = rendered(&cfg, "cmf", &render_body);
-        let pairs = form_decode(&b);
+        let pairs = form_pairs(&b);
         assert_eq!(field(&pairs, "userId"), device, "{}", ctx_msg());
         assert_eq!(
             field(&pairs, "dimensions"),
@@ -234,7 +209,7 @@ fn every_format_survives_hostile_values() {
 
         // Template, form.
         let b = rendered(&cfg, "form", &render_body);
-        let pairs = form_decode(&b);
+        let pairs = form_pairs(&b);
         assert_eq!(
             (field(&pairs, "device"), field(&pairs, "dims")),
             (device.as_str(), dims_text.as_str()),
@@ -290,7 +265,7 @@ fn every_format_survives_hostile_values() {
             .as_str()
             .parse()
             .unwrap_or_else(|err| panic!("{}: {err}: {}", ctx_msg(), w.as_str()));
-        let query = form_decode(uri.query().unwrap());
+        let query = form_pairs(uri.query().unwrap());
         assert_eq!(field(&query, "d"), dims_text, "{}", ctx_msg());
     }
 }

@@ -335,7 +335,7 @@ fn standard_webhooks_every_attempt_signed_anew_with_every_secret() {
             let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &msg);
             assert_eq!(
                 *sig,
-                format!("v1,{}", b64(tag.as_ref())),
+                format!("v1,{}", base64(tag.as_ref())),
                 "signature verifies"
             );
         }
@@ -345,24 +345,6 @@ fn standard_webhooks_every_attempt_signed_anew_with_every_secret() {
         "the retry, a second later, is signed with its own timestamp"
     );
     drop(agent);
-}
-
-fn b64(data: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 fn b64_decode(s: &str) -> Vec<u8> {

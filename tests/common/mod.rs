@@ -520,3 +520,52 @@ pub fn unsafe_kill(pid: u32, sig: i32) {
         .arg(pid.to_string())
         .status();
 }
+
+/// Standard base64 (padded), written here so tests do not lean on the code under test.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Percent-decoding with `+` as a space (application/x-www-form-urlencoded), written here
+/// so tests do not trust the encoder's own idea of it.
+pub fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("two hex digits"));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).expect("UTF-8 after decoding")
+}
+
+/// `name=value&…` decoded into pairs.
+pub fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("name=value");
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
