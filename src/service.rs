@@ -1,10 +1,12 @@
 //! The running agent: a tick samples and evaluates; transitions become events routed to
-//! webhook outboxes; signals reload (SIGHUP) or stop (SIGTERM, SIGINT) it.
+//! webhook outboxes; signals reload (SIGHUP) or stop (SIGTERM, SIGINT) it. Under systemd
+//! it reports readiness, reloads and shutdown and pings the watchdog ([`crate::notify`]).
 
 use crate::config::{self, Config};
 use crate::deliver::{self, Mode, Outbox};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::Samples;
+use crate::notify::{self, Notifier};
 use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
 use crate::source::Sampler;
 use std::path::{Path, PathBuf};
@@ -179,7 +181,10 @@ fn log_rules(cfg: &Config) {
 }
 
 /// Runs the agent on `cfg` until SIGTERM or SIGINT. SIGHUP reloads `path`: a config with
-/// errors is logged and the old one keeps running.
+/// errors is logged and the old one keeps running. Under systemd (`$NOTIFY_SOCKET`) it
+/// sends `READY=1` once running, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`
+/// on shutdown and, when `$WATCHDOG_USEC` is set, `WATCHDOG=1` every half period from the
+/// same loop that samples, so a stuck loop stops the pings.
 ///
 /// # Errors
 /// Start-up failures: signal handlers, TLS settings.
@@ -188,43 +193,90 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode) -> Result<(), String> {
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let sd = Notifier::from_env().unwrap_or_else(|e| {
+        crate::warn!("NOTIFY_SOCKET unusable ({e}); not reporting to systemd");
+        None
+    });
+    let mut watchdog = sd.as_ref().and(notify::watchdog_interval()).map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     log_rules(&cfg);
     let mut agent = Agent::new(Arc::new(cfg), mode)?;
     agent.broadcast(EventType::AgentStart, "");
     let mut ticker = new_ticker(agent.config().agent.interval_ms);
+    tell(&sd, |n| n.ready(&status_line(agent.config())));
     loop {
         tokio::select! {
             _ = ticker.tick() => agent.tick(now_ms()),
-            _ = hup.recv() => match config::load(&path) {
-                Ok(new) => {
-                    log_rules(&new);
-                    match Agent::new(Arc::new(new), mode) {
-                        Ok(mut next) => {
-                            ticker = new_ticker(next.config().agent.interval_ms);
-                            crate::info!("reloaded {}", path.display());
-                            next.broadcast(EventType::ConfigReload, "reloaded");
-                            let old = std::mem::replace(&mut agent, next);
-                            // The old outboxes finish what they hold in the background.
-                            tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
+            _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
+            _ = hup.recv() => {
+                tell(&sd, Notifier::reloading);
+                match config::load(&path) {
+                    Ok(new) => {
+                        log_rules(&new);
+                        match Agent::new(Arc::new(new), mode) {
+                            Ok(mut next) => {
+                                ticker = new_ticker(next.config().agent.interval_ms);
+                                crate::info!("reloaded {}", path.display());
+                                next.broadcast(EventType::ConfigReload, "reloaded");
+                                let old = std::mem::replace(&mut agent, next);
+                                // The old outboxes finish what they hold in the background.
+                                tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
+                            }
+                            Err(e) => crate::error!("reload of {} failed, keeping the running config: {e}", path.display()),
                         }
-                        Err(e) => crate::error!("reload of {} failed, keeping the running config: {e}", path.display()),
+                    }
+                    Err(diags) => {
+                        for d in &diags.0 {
+                            crate::error!("{d}");
+                        }
+                        crate::error!("reload of {} rejected ({} errors); keeping the running config", path.display(), diags.0.len());
                     }
                 }
-                Err(diags) => {
-                    for d in &diags.0 {
-                        crate::error!("{d}");
-                    }
-                    crate::error!("reload of {} rejected ({} errors); keeping the running config", path.display(), diags.0.len());
-                }
+                // Ready again either way: a rejected file leaves the old config running.
+                tell(&sd, |n| n.ready(&status_line(agent.config())));
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     crate::info!("stopping");
+    tell(&sd, Notifier::stopping);
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())
+}
+
+/// Sends a notification if there is a manager to tell; a failure is logged, never fatal
+/// (the agent's job is alerting, not pleasing systemd).
+fn tell(sd: &Option<Notifier>, send: impl FnOnce(&Notifier) -> std::io::Result<()>) {
+    if let Some(n) = sd {
+        if let Err(e) = send(n) {
+            crate::warn!("sd_notify: {e}");
+        }
+    }
+}
+
+/// The next watchdog tick, or never when the watchdog is off.
+async fn watchdog_tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The `STATUS=` line systemctl shows.
+fn status_line(cfg: &Config) -> String {
+    format!(
+        "{} rules, {} webhooks, every {} ms",
+        cfg.rules.len(),
+        cfg.webhooks.iter().filter(|w| w.enabled).count(),
+        cfg.agent.interval_ms
+    )
 }
 
 fn new_ticker(interval_ms: u64) -> tokio::time::Interval {
