@@ -86,6 +86,23 @@ for m in cpu.usage_percent cpu.iowait_percent load.1 load.5 load.15 mem.used_per
     fi
 done
 echo "   ok: every metric family sampled as uid 65534, no capabilities, no_new_privs, read-only /"
+# The router sources of later versions (net.*, temp.*) read /sys: prove the same
+# sandbox can read what this machine has of it (interfaces here; thermal zones and hwmon
+# sensors where the hardware has them).
+sys_files=$(ls /sys/class/net/*/operstate /sys/class/net/*/statistics/rx_bytes \
+    /sys/class/thermal/thermal_zone*/temp /sys/class/hwmon/hwmon*/temp*_input 2>/dev/null || true)
+if [ -n "$sys_files" ]; then
+    # shellcheck disable=SC2086 # one argument per file
+    timeout 30 unshare --mount --propagation private -- sh -c '
+        mount -o bind,remount,ro / &&
+        exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+            --inh-caps=-all --ambient-caps=-all --bounding-set=-all cat "$@"
+    ' sh $sys_files >/dev/null || {
+        echo "   FAIL: /sys unreadable under the sandbox"
+        exit 1
+    }
+    echo "   ok: the same sandbox reads $(echo "$sys_files" | wc -l) files under /sys/class ($(echo "$sys_files" | cut -d/ -f4 | sort -u | xargs))"
+fi
 
 echo "== 3. system calls the agent makes vs the unit's SystemCallFilter"
 (
