@@ -18,6 +18,7 @@
 //! - [`render`]: payload formats, written into fixed buffers.
 //! - [`deliver`]: outboxes, the HTTP(S) client, the retry schedule.
 //! - [`service`]: the running agent: ticks, signals, routing.
+//! - [`notify`]: sd_notify (readiness, reload, watchdog) for systemd, without libsystemd.
 //!
 //! The core (parsing, evaluation, rendering, retry decisions) does no I/O and never reads the
 //! clock: time is passed in. Capacities are named once in [`limits`].
@@ -30,6 +31,7 @@ pub mod event;
 pub mod limits;
 pub mod log;
 pub mod metric;
+pub mod notify;
 pub mod render;
 pub mod rule;
 pub mod service;

@@ -1,10 +1,12 @@
 //! The running agent: a tick samples and evaluates; transitions become events routed to
-//! webhook outboxes; signals reload (SIGHUP) or stop (SIGTERM, SIGINT) it.
+//! webhook outboxes; signals reload (SIGHUP) or stop (SIGTERM, SIGINT) it. Under systemd
+//! it reports readiness, reloads and shutdown and pings the watchdog ([`crate::notify`]).
 
 use crate::config::{self, Config};
 use crate::deliver::{self, Failure, Mode, Outbox};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{Metric, Samples};
+use crate::notify::{self, Notifier};
 use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
 use crate::source::Sampler;
 use std::path::{Path, PathBuf};
@@ -487,7 +489,10 @@ pub fn save_last_good(config: &Path, state_dir: &Path) {
 }
 
 /// Runs the agent on `cfg` until SIGTERM or SIGINT. SIGHUP reloads `path`: a config with
-/// errors is logged and the old one keeps running.
+/// errors is logged and the old one keeps running. Under systemd (`$NOTIFY_SOCKET`) it
+/// sends `READY=1` once running, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`
+/// on shutdown and, when `$WATCHDOG_USEC` is set, `WATCHDOG=1` every half period from the
+/// same loop that samples, so a stuck loop stops the pings.
 ///
 /// `origin` says whether `cfg` is the file given or its last-known-good copy.
 ///
@@ -498,6 +503,15 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let sd = Notifier::from_env().unwrap_or_else(|e| {
+        crate::warn!("NOTIFY_SOCKET unusable ({e}); not reporting to systemd");
+        None
+    });
+    let mut watchdog = sd.as_ref().and(notify::watchdog_interval()).map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     log_rules(&cfg);
     if origin == Origin::Given && mode == Mode::Send {
         save_last_good(&path, &cfg.agent.state_dir);
@@ -524,6 +538,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
             None
         }
     };
+    tell(&sd, |n| n.ready(&status_line(agent.config())));
     loop {
         tokio::select! {
             Some(mut conn) = async { match &control { Some(l) => l.accept().await.ok().map(|(c, _)| c), None => std::future::pending().await } } => {
@@ -541,30 +556,36 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
                 agent.broadcast(EventType::Heartbeat, "");
             }
             Some(f) = agent.next_failure() => agent.announce_failure(&f),
-            _ = hup.recv() => match config::load(&path) {
-                Ok(new) => {
-                    log_rules(&new);
-                    match Agent::new(Arc::new(new), mode) {
-                        Ok(mut next) => {
-                            ticker = new_ticker(next.config().agent.interval_ms);
-                            heartbeat = next.config().agent.heartbeat_ms.map(new_heartbeat);
-                            let kept = next.adopt_rule_state(&mut agent);
-                            crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
-                            save_last_good(&path, &next.config().agent.state_dir);
-                            next.broadcast(EventType::ConfigReload, "reloaded");
-                            let old = std::mem::replace(&mut agent, next);
-                            // The old outboxes finish what they hold in the background.
-                            tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
+            _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
+            _ = hup.recv() => {
+                tell(&sd, Notifier::reloading);
+                match config::load(&path) {
+                    Ok(new) => {
+                        log_rules(&new);
+                        match Agent::new(Arc::new(new), mode) {
+                            Ok(mut next) => {
+                                ticker = new_ticker(next.config().agent.interval_ms);
+                                heartbeat = next.config().agent.heartbeat_ms.map(new_heartbeat);
+                                let kept = next.adopt_rule_state(&mut agent);
+                                crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
+                                save_last_good(&path, &next.config().agent.state_dir);
+                                next.broadcast(EventType::ConfigReload, "reloaded");
+                                let old = std::mem::replace(&mut agent, next);
+                                // The old outboxes finish what they hold in the background.
+                                tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
+                            }
+                            Err(e) => crate::error!("reload of {} failed, keeping the running config: {e}", path.display()),
                         }
-                        Err(e) => crate::error!("reload of {} failed, keeping the running config: {e}", path.display()),
+                    }
+                    Err(diags) => {
+                        for d in &diags.0 {
+                            crate::error!("{d}");
+                        }
+                        crate::error!("reload of {} rejected ({} errors); keeping the running config", path.display(), diags.0.len());
                     }
                 }
-                Err(diags) => {
-                    for d in &diags.0 {
-                        crate::error!("{d}");
-                    }
-                    crate::error!("reload of {} rejected ({} errors); keeping the running config", path.display(), diags.0.len());
-                }
+                // Ready again either way: a rejected file leaves the old config running.
+                tell(&sd, |n| n.ready(&status_line(agent.config())));
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -574,6 +595,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
     if control.is_some() {
         let _ = std::fs::remove_file(&control_path);
     }
+    tell(&sd, Notifier::stopping);
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())
@@ -586,6 +608,36 @@ fn new_heartbeat(period_ms: u64) -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
+}
+
+/// Sends a notification if there is a manager to tell; a failure is logged, never fatal
+/// (the agent's job is alerting, not pleasing systemd).
+fn tell(sd: &Option<Notifier>, send: impl FnOnce(&Notifier) -> std::io::Result<()>) {
+    if let Some(n) = sd {
+        if let Err(e) = send(n) {
+            crate::warn!("sd_notify: {e}");
+        }
+    }
+}
+
+/// The next watchdog tick, or never when the watchdog is off.
+async fn watchdog_tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The `STATUS=` line systemctl shows.
+fn status_line(cfg: &Config) -> String {
+    format!(
+        "{} rules, {} webhooks, every {} ms",
+        cfg.rules.len(),
+        cfg.webhooks.iter().filter(|w| w.enabled).count(),
+        cfg.agent.interval_ms
+    )
 }
 
 fn new_ticker(interval_ms: u64) -> tokio::time::Interval {

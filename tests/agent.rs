@@ -568,3 +568,67 @@ fn a_dead_webhook_never_delays_another() {
         "the dead one is still on its first attempt"
     );
 }
+
+/// Under systemd (issue 7): READY=1 once running, WATCHDOG=1 every half WatchdogSec,
+/// RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM — each one
+/// datagram on `$NOTIFY_SOCKET`, read here by a real socket standing in for systemd.
+#[test]
+fn systemd_notifications_over_notify_socket() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new("sdnotify");
+    let root = fixture(dir.path(), 50);
+    let cfg = config(dir.path(), &root, "http://127.0.0.1:9/never", "", "");
+    let sock_path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&sock_path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "--dry-run", "-c"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let read_until = |want: &str, got: &mut Vec<String>| {
+        let t0 = Instant::now();
+        let mut buf = [0u8; 256];
+        while t0.elapsed() < WAIT {
+            if let Ok(n) = manager.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = msg.starts_with(want);
+                got.push(msg);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("no {want} within {WAIT:?}; got {got:?}");
+    };
+    read_until("READY=1", &mut got);
+    assert!(got[0].contains("\nSTATUS=1 rules, 1 webhooks"), "{got:?}");
+    read_until("WATCHDOG=1", &mut got);
+    read_until("WATCHDOG=1", &mut got);
+    unsafe_kill(child.id(), 1);
+    read_until("RELOADING=1", &mut got);
+    assert!(got.last().unwrap().contains("\nMONOTONIC_USEC="));
+    read_until("READY=1", &mut got);
+    unsafe_kill(child.id(), 15);
+    read_until("STOPPING=1", &mut got);
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.try_wait().unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exits 0 after STOPPING=1"
+    );
+}
