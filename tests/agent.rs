@@ -417,13 +417,18 @@ fn dry_run_prints_requests_with_secrets_redacted() {
         "auth = { type = \"bearer\", token = \"t0ps3cret\" }",
     );
     let out = dir.path().join("stdout");
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", "--dry-run", "-c"])
         .arg(&cfg)
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Stopped on drop, so a failing assertion never leaves an agent running.
+    let mut agent = Agent {
+        child,
+        stderr: dir.path().join("unused"),
+    };
     let t0 = Instant::now();
     while !std::fs::read_to_string(&out)
         .unwrap()
@@ -432,8 +437,7 @@ fn dry_run_prints_requests_with_secrets_redacted() {
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    unsafe_kill(child.id(), 15);
-    let _ = child.wait();
+    agent.stop();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("POST /never HTTP/1.1"), "{text}");
     assert!(text.contains("Authorization: Bearer <redacted>"), "{text}");
@@ -583,7 +587,7 @@ fn systemd_notifications_over_notify_socket() {
     manager
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", "--dry-run", "-c"])
         .arg(&cfg)
         .env("NOTIFY_SOCKET", &sock_path)
@@ -592,6 +596,11 @@ fn systemd_notifications_over_notify_socket() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Stopped on drop, so a failing assertion never leaves an agent running.
+    let mut agent = Agent {
+        child,
+        stderr: std::path::PathBuf::from("/dev/null"),
+    };
     let mut got: Vec<String> = Vec::new();
     let read_until = |want: &str, got: &mut Vec<String>| {
         let t0 = Instant::now();
@@ -612,20 +621,20 @@ fn systemd_notifications_over_notify_socket() {
     assert!(got[0].contains("\nSTATUS=1 rules, 1 webhooks"), "{got:?}");
     read_until("WATCHDOG=1", &mut got);
     read_until("WATCHDOG=1", &mut got);
-    unsafe_kill(child.id(), 1);
+    unsafe_kill(agent.child.id(), 1);
     read_until("RELOADING=1", &mut got);
     assert!(got.last().unwrap().contains("\nMONOTONIC_USEC="));
     read_until("READY=1", &mut got);
-    unsafe_kill(child.id(), 15);
+    unsafe_kill(agent.child.id(), 15);
     read_until("STOPPING=1", &mut got);
     let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() && t0.elapsed() < WAIT {
+    while agent.child.try_wait().unwrap().is_none() && t0.elapsed() < WAIT {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = child.try_wait().unwrap();
+    let status = agent.child.try_wait().unwrap();
     if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = agent.child.kill();
+        let _ = agent.child.wait();
     }
     assert!(
         status.is_some_and(|s| s.success()),

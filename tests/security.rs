@@ -574,7 +574,7 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     let clock = dir.path().join("clock");
     std::fs::write(&clock, "2001-01-01 00:00:00\n").unwrap();
     let stderr = dir.path().join("agent.stderr");
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["run", "-c"])
         .arg(&cfg)
         .env("LD_PRELOAD", FAKETIME)
@@ -585,6 +585,11 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
+    // Stopped on drop, so a failing assertion never leaves an agent running.
+    let mut agent = Agent {
+        child,
+        stderr: stderr.clone(),
+    };
     let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
     let t0 = Instant::now();
     while !log().contains("clock not set") && t0.elapsed() < WAIT {
@@ -603,8 +608,7 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     .unwrap();
     std::fs::write(&clock, now).unwrap();
     let delivered = rcv.wait_for(WAIT, "the held alarm", |r| !r.is_empty());
-    unsafe_kill(child.id(), 15);
-    let _ = child.wait();
+    agent.stop();
     let log = log();
     assert!(
         log.contains("clock not set") && log.contains("holding alarm"),
