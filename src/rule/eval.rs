@@ -68,7 +68,8 @@
 //! # Repeat
 //!
 //! At the end of each cycle, a series that is ALERT, for which no `Alarm` was emitted in
-//! this cycle, with `repeat_ms = Some(r)` and `now - last_notified >= r`, emits an `Alarm`
+//! this cycle, with `repeat_ms = Some(r)` and `now - last_notified >= r` (less a slack of
+//! 5 % of `r`, at most 1 s, for tick jitter), emits an `Alarm`
 //! with `prev_level == level` (a repeat). Every `Alarm` (firing, level change, repeat) sets
 //! `last_notified = now`. A repeat carries the latest value (`None` if the series had no
 //! sample this cycle).
@@ -442,7 +443,10 @@ impl Series {
         let Some(every) = cx.rule.repeat_ms else {
             return;
         };
-        if cx.now.saturating_sub(self.last_notified) >= every {
+        // Ticks drift by milliseconds: a repeat due within 5 % of its period (at most 1 s)
+        // is due now, or `repeat = interval` would skip every cycle that came a hair early.
+        let slack = (every / 20).min(1000);
+        if cx.now.saturating_sub(self.last_notified) + slack >= every {
             let value = if self.seen { self.last_value } else { None };
             self.alarm(cx, self.level, self.level, value);
         }
@@ -969,6 +973,26 @@ mod tests {
         }
         assert_eq!(ts[1].1.last_trigger_ms, 30_000);
         assert_eq!(ts[1].1.times, 7);
+    }
+
+    #[test]
+    fn repeat_every_cycle_despite_tick_jitter() {
+        let mut r = mem_rule();
+        r.repeat_ms = Some(2000);
+        let rules = [r];
+        let mut ev = Evaluator::new(&rules);
+        let mut n = 0;
+        // Ticks a millisecond early each time, as a real timer's are.
+        for now in [0, 1999, 3998, 5997, 7996] {
+            let s = [Sample {
+                metric: Metric::MemUsed,
+                key: None,
+                dim: DimValue::new(),
+                value: 96.0,
+            }];
+            ev.evaluate(&rules, &s, now, &mut |_| n += 1);
+        }
+        assert_eq!(n, 5, "the alarm and a repeat at every tick");
     }
 
     #[test]
