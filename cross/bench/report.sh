@@ -27,6 +27,8 @@ for t in "${TOOLS[@]}"; do
         SIZE[$t]=$((SIZE[$t] + $(stat -c %s "$bin")))
         LINK[$t]+="${LINK[$t]:+ + }$(linkage "$bin")"
     done
+    # "a + a + a" reads better as "3 × a"
+    LINK[$t]=$(awk -F' [+] ' '{for (i = 2; i <= NF; i++) if ($i != $1) {print; exit}; print (NF > 1 ? NF " × " : "") $1}' <<<"${LINK[$t]}")
     RSS[$t]=$(get "$t" rss_kib)
     HWM[$t]=$(get "$t" hwm_kib)
     CPU[$t]=$(get "$t" cpu_s_per_60s)
@@ -40,6 +42,9 @@ done
     echo
     echo "$START_DATE · \`$CMD\` · mode $MODE · $(nproc) × $(uname -m), $cpu_model"
     echo "· load average (1/5/15 min) $LOAD_START at the start, $LOAD_END at the end (a shared machine)"
+    echo
+    echo "tocsin is the \`cargo build --release\` binary (glibc) and, when the musl target is installed, the"
+    echo "static x86_64-unknown-linux-musl build that routers run; ratios are against the first."
     echo
     echo "Workload, the same for every tool: CPU (> ${CPU_WARN} %), memory and the root filesystem sampled every ${CYCLE} s;"
     echo "the root-filesystem rule (used ≥ 1 %) fires on every cycle, each alert POSTed to one receiver"
@@ -68,8 +73,6 @@ done
     echo
     echo "tocsin alone:"
     echo
-    musl=$(get tocsin musl_bytes)
-    if [[ -n $musl ]]; then echo "- static musl build (x86_64-unknown-linux-musl): $(mib "$musl"), $(get tocsin musl_linkage)"; fi
     echo "- latency on a fixture /proc/meminfo rewritten by the script: median $(median "$(get tocsin latency_fixture_ms)") ms at the ${CYCLE} s cycle (trials: $(get tocsin latency_fixture_ms) ms); median $(median "$(get tocsin latency_fixture100_ms)") ms at a 100 ms cycle, where sampling phase hardly counts (trials: $(get tocsin latency_fixture100_ms) ms)"
     echo "- deliveries per second on one kept-alive connection: $(get tocsin burst_per_s)/s ($(get tocsin burst_posts) POSTs in 5 s on $(get tocsin burst_connections) connection(s); 60 rules firing every 100 ms; $(get tocsin burst_cpu_ms_per_post) ms CPU per POST)"
     echo "- spawn to the first alert (\`run --dry-run\`, a rule that fires on the first sample): median $(median "$(get tocsin first_alert_ms)") ms (runs: $(get tocsin first_alert_ms) ms)"
