@@ -55,7 +55,7 @@ done
     b=tocsin
     for t in "${TOOLS[@]}"; do
         name="$(get "$t" version)"
-        [[ $t != tocsin ]] && name="$name $(awk -v k="$(get "$t" pkg_kib)" 'BEGIN {printf "(installed %.1f MiB", k / 1024}'), $(get "$t" pkg_note))"
+        [[ $t != tocsin* ]] && name="$name $(awk -v k="$(get "$t" pkg_kib)" 'BEGIN {printf "(installed %.1f MiB", k / 1024}'), $(get "$t" pkg_note))"
         printf '| %s | %s (%s) | %s | %s / %s (%s) | %s (%s) | %s | %s (%s) | %s (%s; %s) |\n' \
             "$name" \
             "$(mib "${SIZE[$t]}")" "$(ratio "${SIZE[$t]}" "${SIZE[$b]}")" \
@@ -86,12 +86,18 @@ done
     echo "helper has touched 1 GiB past the tool's threshold (set at start from the tool's own formula) to"
     echo "the POST's arrival; with a ${CYCLE} s cycle half a cycle is expected from sampling alone."
     echo "Hardware instruction counters are not available on this VM (perf: <not supported>), so CPU time it is."
-    early=0
-    for t in "${TOOLS[@]}"; do e=$(get "$t" latency_real_early); early=$((early + ${e:-0})); done
-    if [[ $early != 0 ]]; then
-        echo "$early trial(s) saw a memory alert before the allocation crossed: other builds moved memory."
-    fi
+    for t in "${TOOLS[@]}"; do
+        e=$(get "$t" latency_real_early)
+        if [[ ${e:-0} != 0 ]]; then
+            echo "$t: $e trial(s) saw a memory alert before the allocation crossed (other builds moved memory);"
+            echo "such a trial can time out, the tool being in alarm already."
+        fi
+    done
 } >"$md"
-cp "$RESULTS" "$OUT/peers.tsv"
+{
+    printf 'meta\tdate\t%s\nmeta\tcommand\t%s\nmeta\tmachine\t%s × %s, %s\n' "$START_DATE" "$CMD" "$(nproc)" "$(uname -m)" "$cpu_model"
+    printf 'meta\tload_start\t%s\nmeta\tload_end\t%s\nmeta\twindow_s\t%s\n' "$LOAD_START" "$LOAD_END" "$WINDOW"
+    cat "$RESULTS"
+} >"$OUT/peers.tsv"
 log "wrote $md and $OUT/peers.tsv"
 cat "$md"
