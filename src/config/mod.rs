@@ -743,6 +743,14 @@ fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
         _ => read_hostname(&root),
     };
     let device_id = match get_str(c, t, "device_id") {
+        // One config for a whole fleet: each device finds its own id.
+        Some(("auto", span)) => match auto_device_id(&root) {
+            Some(id) => id,
+            None => {
+                c.error(span, "`device_id = \"auto\"`: neither /etc/machine-id nor a network interface's MAC address could be read");
+                hostname.clone()
+            }
+        },
         Some((s, span)) => {
             check_identity(c, "device_id", s, span);
             s.to_string()
@@ -825,6 +833,35 @@ fn check_identity(c: &mut Collector, key: &str, s: &str, span: Range<usize>) {
     } else if s.chars().any(char::is_control) {
         c.error(span, format!("`{key}` must not contain control characters"));
     }
+}
+
+/// `device_id = "auto"`: `/etc/machine-id` under `root`, else the first non-zero MAC
+/// address of `/sys/class/net/*` (interfaces in name order, loopback skipped).
+pub fn auto_device_id(root: &Path) -> Option<String> {
+    let machine_id = std::fs::read_to_string(root.join("etc/machine-id")).ok();
+    if let Some(id) = machine_id
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Some(id);
+    }
+    let mut ifaces: Vec<_> = std::fs::read_dir(root.join("sys/class/net"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    ifaces.sort();
+    ifaces
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "lo"))
+        .find_map(|p| {
+            let mac = std::fs::read_to_string(p.join("address"))
+                .ok()?
+                .trim()
+                .to_ascii_lowercase();
+            let valid = mac.len() == 17 && mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+            (valid && mac != "00:00:00:00:00:00").then_some(mac)
+        })
 }
 
 /// The kernel's host name under `root`, or `localhost` when it cannot be read.

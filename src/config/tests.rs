@@ -272,3 +272,49 @@ critical = "> 1"
         "{e:?}"
     );
 }
+
+#[test]
+fn device_id_auto_reads_machine_id_then_the_first_mac() {
+    let root = std::env::temp_dir().join(format!("tocsin-auto-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for (iface, mac) in [
+        ("lo", "00:00:00:00:00:00"),
+        ("wan", "AA:BB:CC:00:11:22"),
+        ("eth0", "00:00:00:00:00:00"),
+    ] {
+        std::fs::create_dir_all(root.join("sys/class/net").join(iface)).unwrap();
+        std::fs::write(
+            root.join("sys/class/net").join(iface).join("address"),
+            format!("{mac}\n"),
+        )
+        .unwrap();
+    }
+    let cfg = |r: &std::path::Path| {
+        format!(
+            "[agent]\nhostname = \"h\"\nroot = \"{}\"\ndevice_id = \"auto\"\n",
+            r.display()
+        )
+    };
+    // No machine-id: the first interface (by name) with a real MAC, lower-cased.
+    assert_eq!(
+        parse(&cfg(&root), "t").unwrap().agent.device_id,
+        "aa:bb:cc:00:11:22"
+    );
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/machine-id"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    assert_eq!(
+        parse(&cfg(&root), "t").unwrap().agent.device_id,
+        "0123456789abcdef0123456789abcdef"
+    );
+    // Nothing to read: an error at the value.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = parse(&cfg(&empty), "t").unwrap_err().0;
+    assert!(e[0].message.contains("device_id = \"auto\""), "{e:?}");
+    assert_eq!((e[0].line, e[0].col), (4, 13));
+    let _ = std::fs::remove_dir_all(&root);
+}
