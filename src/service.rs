@@ -42,8 +42,8 @@ pub struct Agent {
     samples: Box<Samples>,
     /// One per webhook; `None` when disabled.
     outboxes: Vec<Option<Outbox>>,
-    /// Events dropped because an outbox was full.
-    pub dropped: u64,
+    /// Per webhook: events dropped because its outbox and spool were both full.
+    pub dropped: Vec<u64>,
     /// Outboxes report events they gave up on here.
     failures: mpsc::Receiver<Failure>,
     /// And so does the agent itself, for events dropped when memory and spool are full.
@@ -96,8 +96,8 @@ impl Agent {
             samples: Box::default(),
             specs,
             outboxes,
+            dropped: vec![0; cfg.webhooks.len()],
             cfg,
-            dropped: 0,
             failures,
             failed_tx,
             stop,
@@ -172,7 +172,7 @@ impl Agent {
                 st.delivered,
                 st.retried,
                 st.failed,
-                self.dropped,
+                self.dropped[i],
                 st.last_status.map_or("-".into(), |c| c.to_string()),
                 st.last_error.as_deref().unwrap_or("-")
             );
@@ -377,7 +377,7 @@ async fn join_all(tasks: &mut [tokio::task::JoinHandle<()>]) {
 fn enqueue(
     cfg: &Config,
     outboxes: &mut [Option<Outbox>],
-    dropped: &mut u64,
+    dropped: &mut [u64],
     failed: &mpsc::Sender<Failure>,
     w: usize,
     event: &Event,
@@ -406,7 +406,7 @@ fn enqueue(
                         e.id.to_text()
                     );
                     for (kind, id, level) in evicted.dropped {
-                        *dropped += 1;
+                        dropped[w] += 1;
                         let detail = format!(
                             "{}: outbox and spool full, dropped {} {} ({})",
                             wh.name,
@@ -419,7 +419,7 @@ fn enqueue(
                     }
                 }
                 Err(err) => {
-                    *dropped += 1;
+                    dropped[w] += 1;
                     crate::error!(
                         "webhook {}: outbox full and spool unwritable ({err}); dropped {} {}",
                         wh.name,
