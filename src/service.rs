@@ -19,12 +19,7 @@ use tokio::sync::watch;
 /// How long SIGTERM waits for in-flight deliveries.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Wall-clock milliseconds since the Unix epoch: the one place the agent reads the clock.
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::deliver::clock::now_ms;
 
 /// A new unique event id.
 pub fn new_event_id(now: Millis) -> EventId {
@@ -264,18 +259,7 @@ impl Agent {
 
     /// Announces a failure as a `delivery_failed` event to every other webhook that wants it.
     pub fn announce_failure(&mut self, f: &Failure) {
-        let now = now_ms();
-        let event = Event::agent(EventType::DeliveryFailed, new_event_id(now), now, &f.detail);
-        for w in (0..self.cfg.webhooks.len()).filter(|&w| w != f.webhook) {
-            enqueue(
-                &self.cfg,
-                &mut self.outboxes,
-                &mut self.dropped,
-                &self.failed_tx,
-                w,
-                &event,
-            );
-        }
+        self.broadcast_except(EventType::DeliveryFailed, &f.detail, Some(f.webhook));
     }
 
     /// The config this agent runs.
@@ -314,9 +298,14 @@ impl Agent {
 
     /// Sends an agent event (`agent_start`, `config_reload`, …) to every webhook that wants it.
     pub fn broadcast(&mut self, kind: EventType, detail: &str) {
+        self.broadcast_except(kind, detail, None);
+    }
+
+    /// [`broadcast`](Self::broadcast), leaving out webhook `except`.
+    fn broadcast_except(&mut self, kind: EventType, detail: &str, except: Option<usize>) {
         let now = now_ms();
         let event = Event::agent(kind, new_event_id(now), now, detail);
-        for w in 0..self.cfg.webhooks.len() {
+        for w in (0..self.cfg.webhooks.len()).filter(|&w| Some(w) != except) {
             enqueue(
                 &self.cfg,
                 &mut self.outboxes,

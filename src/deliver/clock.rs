@@ -6,6 +6,14 @@
 //! (adjtimex: TIME_ERROR or STA_UNSYNC) or the year is before 2020, tocsin says "clock not
 //! set" and keeps the event until the clock is right, as DESIGN.md's delivery contract asks.
 
+/// Wall-clock milliseconds since the Unix epoch: the one place tocsin reads the clock
+/// (0 before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// 2020-01-01T00:00:00Z in unix milliseconds: any earlier wall clock is wrong.
 pub const PLAUSIBLE_SINCE_MS: u64 = 1_577_836_800_000;
 

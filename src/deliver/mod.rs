@@ -162,7 +162,7 @@ impl Head {
     pub fn new(wh: &Webhook, ctx: &Ctx<'_>) -> Result<Head, String> {
         let method =
             hyper::Method::from_bytes(wh.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
-        let uri = hyper::Uri::try_from(target(wh, ctx, unix_ms()))
+        let uri = hyper::Uri::try_from(target(wh, ctx, clock::now_ms()))
             .map_err(|e| format!("invalid request target: {e}"))?;
         let mut headers = hyper::HeaderMap::new();
         for (k, v) in self::headers(wh, ctx, false) {
@@ -211,10 +211,10 @@ pub fn format_request(wh: &Webhook, ctx: &Ctx<'_>, body: &[u8]) -> String {
         s,
         "{} {} HTTP/1.1",
         wh.method.as_str(),
-        redact_sign(&target(wh, ctx, unix_ms()))
+        redact_sign(&target(wh, ctx, clock::now_ms()))
     );
     let id = ctx.event.id.to_text();
-    let signed = signature_headers(wh, &id, unix_ms() / 1000, body);
+    let signed = signature_headers(wh, &id, clock::now_ms() / 1000, body);
     for (k, v) in headers(wh, ctx, true)
         .into_iter()
         .chain(signed.into_iter().map(|(k, v)| (k.to_string(), v)))
@@ -295,12 +295,6 @@ fn random_u32() -> u32 {
     u32::from_ne_bytes(b)
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Delivers one rendered event with the webhook's retry policy, logging each outcome.
 /// `max_attempts` caps attempts below the policy (`tocsin test` makes one).
 /// With `stop`, it returns (undelivered, retryable) as soon as the agent stops.
@@ -351,7 +345,7 @@ pub async fn deliver(
     loop {
         attempt += 1;
         let t0 = Instant::now();
-        let attempt_head = head.signed(wh, &id, unix_ms() / 1000, &body);
+        let attempt_head = head.signed(wh, &id, clock::now_ms() / 1000, &body);
         let make = || attempt_head.request(body.clone());
         let sending = client.send(&make, timeout);
         let Some(result) = unless_stopped(&mut stop, sending).await else {
@@ -361,8 +355,8 @@ pub async fn deliver(
         // A certificate failing on time under a clock that may be wrong: hold the event,
         // without spending attempts, until the clock is set (the agent); `test` reports it.
         if let Err(e) = &result {
-            if clock::is_time_error(e) && clock::suspect(unix_ms()) {
-                let now = render::iso8601(unix_ms());
+            if clock::is_time_error(e) && clock::suspect(clock::now_ms()) {
+                let now = render::iso8601(clock::now_ms());
                 if max_attempts != u32::MAX {
                     return Delivery {
                         status: None,
@@ -397,7 +391,7 @@ pub async fn deliver(
                 let ra = r
                     .retry_after
                     .as_deref()
-                    .and_then(|v| parse_retry_after(v, unix_ms()));
+                    .and_then(|v| parse_retry_after(v, clock::now_ms()));
                 (classify(r.status), ra, format!("HTTP {}", r.status))
             }
             Err(e) => (Verdict::Retry, None, e.to_string()),
