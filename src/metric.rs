@@ -184,11 +184,6 @@ impl Metric {
     }
 }
 
-/// Metric names the design lists that this build does not sample yet; `check` names them
-/// as "not supported by this build" rather than "unknown".
-/// (Empty now: every metric of the design is sampled.)
-pub const PLANNED_METRICS: &[&str] = &[];
-
 /// A dimension value: a mount point, an interface name, … (empty for metrics without one).
 pub type DimValue = heapless::String<MAX_DIM_VALUE_LEN>;
 

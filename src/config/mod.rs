@@ -13,7 +13,7 @@ pub use value::{parse_condition, parse_duration, parse_url, Scheme, Url};
 
 use crate::event::{EventMask, EventType, Language};
 use crate::limits::*;
-use crate::metric::{DimValue, Metric, PLANNED_METRICS};
+use crate::metric::{DimValue, Metric};
 use crate::render;
 use crate::render::template::{Segment, Template};
 use crate::rule::{Level, NoData, RuleSpec};
@@ -899,7 +899,6 @@ const RULE_KEYS: &[&str] = &[
     "timeout",
 ];
 /// Rule keys of the design that this build does not support yet (none left).
-const RULE_KEYS_LATER: &[&str] = &[];
 /// Family parameters that name a series themselves, so they are not `match` keys.
 const PARAM_DIMS: &[&str] = &["pidfile", "target", "path", "command"];
 
@@ -909,7 +908,7 @@ fn parse_rule(
     span: Range<usize>,
     webhooks: &[(String, Range<usize>)],
 ) -> Option<Rule> {
-    check_keys(c, t, RULE_KEYS, RULE_KEYS_LATER, "[[rule]]");
+    check_keys(c, t, RULE_KEYS, &[], "[[rule]]");
     let name = get_str(c, t, "name");
     if name.is_none() && find(t, "name").is_none() {
         c.error(span.clone(), "[[rule]] is missing `name`");
@@ -917,13 +916,6 @@ fn parse_rule(
     let metric = match get_str(c, t, "metric") {
         Some((m, mspan)) => match Metric::from_name(m) {
             Some(m) => Some(m),
-            None if PLANNED_METRICS.contains(&m) => {
-                c.error(
-                    mspan,
-                    format!("metric `{m}` is not supported by this version of tocsin yet"),
-                );
-                None
-            }
             None => {
                 let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
                 c.error(
@@ -1752,20 +1744,10 @@ fn parse_webhook(
         }),
         None => Level::Info,
     };
-    let tls = get_table(c, t, "tls").map_or_else(TlsOptions::default, |tt| parse_tls(c, tt));
-    let tls_keys = get_table(c, t, "tls").map(|tt| {
-        (
-            find(tt, "client_cert").is_some(),
-            find(tt, "client_key").is_some(),
-        )
-    });
-    if tls_keys.is_some_and(|(cert, key)| cert != key) {
+    let tls = get_table(c, t, "tls").map_or_else(TlsOptions::default, |tt| {
         let (_, tv) = find(t, "tls").expect("tls was read");
-        c.error(
-            tv.span(),
-            "`tls.client_cert` and `tls.client_key` go together",
-        );
-    }
+        parse_tls(c, tt, tv.span())
+    });
 
     let egress = parse_egress(c, t);
     let webhook = Webhook {
@@ -2104,7 +2086,11 @@ fn secret(c: &mut Collector, t: &DeTable, key: &str, type_span: Range<usize>) ->
     }
 }
 
-fn parse_tls(c: &mut Collector, t: &DeTable) -> TlsOptions {
+/// `tls = { … }`; `span` is the table's, for errors about the table as a whole.
+fn parse_tls(c: &mut Collector, t: &DeTable, span: Range<usize>) -> TlsOptions {
+    if find(t, "client_cert").is_some() != find(t, "client_key").is_some() {
+        c.error(span, "`tls.client_cert` and `tls.client_key` go together");
+    }
     check_keys(
         c,
         t,
@@ -2141,15 +2127,12 @@ fn parse_tls(c: &mut Collector, t: &DeTable) -> TlsOptions {
 
 /// Appends `s` percent-encoded (RFC 3986 unreserved characters stay as they are).
 pub fn percent_encode_into(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-        }
+    use std::fmt::Write as _;
+    let _ = render::Escaped {
+        inner: out,
+        escape: render::Escape::Url,
     }
+    .write_str(s);
 }
 
 #[cfg(test)]
