@@ -67,3 +67,17 @@ pub const DEFAULT_EXEC_TIMEOUT_MS: u64 = 2000;
 pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
 /// Longest comm the kernel keeps for a process name (`TASK_COMM_LEN` − 1), in bytes.
 pub const MAX_COMM_LEN: usize = 15;
+/// Most peers (`urls`) of one Alertmanager cluster.
+pub const MAX_AM_PEERS: usize = 5;
+/// Most alerts one `alertmanager` webhook tracks at once (firing, and resolved ones still
+/// being re-sent). Allocated when the webhook starts, never grown.
+pub const MAX_AM_ALERTS: usize = 256;
+/// Largest `max_batch` (alerts in one Alertmanager request).
+pub const MAX_BATCH: usize = 256;
+/// Default `max_batch`.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+/// Default `resend` of firing alerts to Alertmanager (Prometheus' `resend-delay`), in ms.
+pub const DEFAULT_RESEND_MS: u64 = 60_000;
+/// Largest Alertmanager request body, in bytes: one per peer, allocated at start. A batch
+/// holds as many due alerts as fit; one alert always fits (proved at load).
+pub const MAX_AM_BODY_LEN: usize = 16 * 1024;

@@ -3,7 +3,7 @@
 //! it reports readiness, reloads and shutdown and pings the watchdog ([`crate::notify`]).
 
 use crate::config::{self, Config};
-use crate::deliver::{self, Failure, Mode, Outbox};
+use crate::deliver::{self, Failure, Mode, Sink};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{Metric, Samples};
 use crate::notify::{self, Notifier};
@@ -36,7 +36,7 @@ pub struct Agent {
     evaluator: Evaluator,
     samples: Box<Samples>,
     /// One per webhook; `None` when disabled.
-    outboxes: Vec<Option<Outbox>>,
+    outboxes: Vec<Option<Sink>>,
     /// Per webhook: events dropped because its outbox and spool were both full.
     pub dropped: Vec<u64>,
     /// Outboxes report events they gave up on here.
@@ -75,7 +75,7 @@ impl Agent {
         for (i, wh) in cfg.webhooks.iter().enumerate() {
             outboxes.push(if wh.enabled {
                 Some(
-                    deliver::spawn_outbox(cfg.clone(), i, mode, failed_tx.clone(), stop_rx.clone())
+                    Sink::spawn(cfg.clone(), i, mode, failed_tx.clone(), stop_rx.clone())
                         .map_err(|e| format!("webhook {}: {e}", wh.name))?,
                 )
             } else {
@@ -148,13 +148,41 @@ impl Agent {
         let mut recent = Vec::new();
         for (i, wh) in cfg.webhooks.iter().enumerate() {
             let spooled = crate::deliver::spool::Spool::new(&cfg.agent.state_dir, &wh.name).len();
-            let Some(o) = &self.outboxes[i] else {
-                let _ = writeln!(
-                    s,
-                    "{:<16} disabled (enabled = false), {spooled} spooled",
-                    wh.name
-                );
-                continue;
+            let o = match &self.outboxes[i] {
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "{:<16} disabled (enabled = false), {spooled} spooled",
+                        wh.name
+                    );
+                    continue;
+                }
+                Some(Sink::Alerts(a)) => {
+                    let (firing, resolved) = a.table.lock().map_or((0, 0), |t| t.counts());
+                    for l in &a.lanes {
+                        let Ok(st) = l.stats.lock() else { continue };
+                        let _ = writeln!(
+                            s,
+                            "{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  {}",
+                            format!("{}@{}", wh.name, l.url.host_header()),
+                            firing + resolved,
+                            "-",
+                            st.delivered,
+                            st.retried,
+                            st.failed,
+                            self.dropped[i],
+                            st.last_status.map_or("-".into(), |c| c.to_string()),
+                            st.last_error.as_deref().unwrap_or("-")
+                        );
+                    }
+                    let _ = writeln!(
+                        s,
+                        "{:<16} alerts: {firing} firing, {resolved} resolved and still repeated",
+                        ""
+                    );
+                    continue;
+                }
+                Some(Sink::Queue(o)) => o,
             };
             let queue = o.tx.max_capacity() - o.tx.capacity();
             let Ok(st) = o.stats.lock() else { continue };
@@ -201,15 +229,18 @@ impl Agent {
     pub fn replay(&mut self, id: &str) -> Result<String, String> {
         let cfg = self.cfg.clone();
         for (i, wh) in cfg.webhooks.iter().enumerate() {
-            let recent = self.outboxes[i].as_ref().and_then(|o| {
-                o.stats
-                    .lock()
-                    .ok()?
-                    .recent
-                    .iter()
-                    .find(|r| r.event.id.to_text().as_str() == id)
-                    .map(|r| r.event.clone())
-            });
+            let recent = self.outboxes[i]
+                .as_ref()
+                .and_then(Sink::queue)
+                .and_then(|o| {
+                    o.stats
+                        .lock()
+                        .ok()?
+                        .recent
+                        .iter()
+                        .find(|r| r.event.id.to_text().as_str() == id)
+                        .map(|r| r.event.clone())
+                });
             let spooled = || {
                 crate::deliver::spool::Spool::new(&cfg.agent.state_dir, &wh.name)
                     .list()
@@ -225,8 +256,11 @@ impl Agent {
             event.id = new_event_id(now);
             event.replay_of = Some(old.id);
             event.timestamp_ms = now;
-            let Some(o) = &self.outboxes[i] else {
-                return Err(format!("webhook {} is disabled", wh.name));
+            let Some(o) = self.outboxes[i].as_ref().and_then(Sink::queue) else {
+                return Err(format!(
+                    "webhook {} is disabled or sends alert state (alertmanager), not events",
+                    wh.name
+                ));
             };
             o.tx.try_send(event.clone())
                 .map_err(|_| format!("the outbox of {} is full; try again", wh.name))?;
@@ -250,6 +284,33 @@ impl Agent {
         let old_evaluator = std::mem::replace(&mut old.evaluator, Evaluator::new(&[]));
         self.evaluator
             .carry_over(&self.specs, old_evaluator, &old.specs)
+    }
+
+    /// Takes over the alerts of `old`'s `alertmanager` webhooks for the webhooks of the
+    /// same name here (see [`deliver::alertmanager::Table::adopt`]): without it, a reload
+    /// would stop re-sending firing alerts and Alertmanager would resolve them.
+    pub fn adopt_alerts(&mut self, old: &Agent) {
+        let rule_map: Vec<Option<usize>> = old
+            .specs
+            .iter()
+            .map(|o| self.specs.iter().position(|n| n == o))
+            .collect();
+        let now = now_ms();
+        for (i, wh) in self.cfg.webhooks.iter().enumerate() {
+            let Some(Sink::Alerts(new)) = &self.outboxes[i] else {
+                continue;
+            };
+            let Some(j) = old.cfg.webhooks.iter().position(|o| o.name == wh.name) else {
+                continue;
+            };
+            let Some(Sink::Alerts(prev)) = &old.outboxes[j] else {
+                continue;
+            };
+            if let (Ok(mut n), Ok(mut p)) = (new.table.lock(), prev.table.lock()) {
+                n.adopt(&mut p, &rule_map, now);
+            }
+            new.wake();
+        }
     }
 
     /// Waits for an outbox to give up on an event.
@@ -323,7 +384,7 @@ impl Agent {
             .outboxes
             .into_iter()
             .flatten()
-            .map(|o| o.task)
+            .flat_map(Sink::into_tasks)
             .collect();
         if tokio::time::timeout(limit, join_all(&mut tasks))
             .await
@@ -365,7 +426,7 @@ async fn join_all(tasks: &mut [tokio::task::JoinHandle<()>]) {
 
 fn enqueue(
     cfg: &Config,
-    outboxes: &mut [Option<Outbox>],
+    outboxes: &mut [Option<Sink>],
     dropped: &mut [u64],
     failed: &mpsc::Sender<Failure>,
     w: usize,
@@ -373,8 +434,24 @@ fn enqueue(
 ) {
     let wh = &cfg.webhooks[w];
     let level = event.has_level().then_some(event.level);
-    let Some(outbox) = outboxes[w].as_ref() else {
-        return;
+    let outbox = match outboxes[w].as_ref() {
+        None => return,
+        // The table filters itself: an alarm below `min_level` still resolves the
+        // series' other alerts.
+        Some(Sink::Alerts(a)) => {
+            if let Some((name, severity)) = a.apply(event, event.timestamp_ms).dropped {
+                dropped[w] += 1;
+                let detail = format!(
+                    "{}: alert table full ({} alerts), dropped {name} ({severity})",
+                    wh.name,
+                    crate::limits::MAX_AM_ALERTS
+                );
+                crate::error!("webhook {detail}");
+                let _ = failed.try_send(Failure { webhook: w, detail });
+            }
+            return;
+        }
+        Some(Sink::Queue(o)) => o,
     };
     if !wh.wants(event.kind, level) {
         return;
@@ -556,6 +633,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
                                 ticker = new_ticker(next.config().agent.interval_ms);
                                 heartbeat = next.config().agent.heartbeat_ms.map(new_heartbeat);
                                 let kept = next.adopt_rule_state(&mut agent);
+                                next.adopt_alerts(&agent);
                                 crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
                                 save_last_good(&path, &next.config().agent.state_dir);
                                 next.broadcast(EventType::ConfigReload, "reloaded");

@@ -81,14 +81,17 @@ pub enum Format {
     Hertzbeat,
     /// Any body with `${variables}` (seed 000).
     Template,
+    /// Prometheus Alertmanager's v2 push API: a JSON array of alerts, re-sent while firing.
+    Alertmanager,
 }
 
 impl Format {
     /// Every format, in the order the design lists them.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::CloudmonitorJson,
         Format::CloudmonitorForm,
         Format::Hertzbeat,
+        Format::Alertmanager,
         Format::Template,
     ];
 
@@ -99,6 +102,7 @@ impl Format {
             Format::CloudmonitorForm => "cloudmonitor-form",
             Format::Hertzbeat => "hertzbeat",
             Format::Template => "template",
+            Format::Alertmanager => "alertmanager",
         }
     }
 }
@@ -255,6 +259,14 @@ pub struct Webhook {
     pub tls: TlsOptions,
     /// Proxy, source address, interface.
     pub egress: crate::deliver::client::Egress,
+    /// Where requests go: `url`, or each peer of `urls` (an Alertmanager cluster).
+    pub peers: Vec<Url>,
+    /// `alertmanager`: how often a firing alert is re-sent (default 1 m).
+    pub resend_ms: u64,
+    /// `alertmanager`: the `generatorURL` of every alert (variables URL-encoded).
+    pub generator_url: Option<Template>,
+    /// `alertmanager`: most alerts in one request.
+    pub max_batch: usize,
 }
 
 impl Webhook {
@@ -375,6 +387,9 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
             rules.push(r);
         }
     }
+    if webhooks.iter().any(|w| w.format == Format::Alertmanager) {
+        check_alertmanager_labels(&mut c, doc);
+    }
     // Every payload is proved valid and within its buffer before the agent may run.
     let longest = render::check::longest(rule_names.iter().map(|(n, _)| n.as_str()));
     for (wh, spans) in webhooks.iter().zip(&webhook_spans) {
@@ -420,7 +435,11 @@ fn prove_webhook(
         wh.language,
         rule_name,
         escape,
-        MAX_BODY_LEN,
+        if wh.format == Format::Alertmanager {
+            MAX_AM_BODY_LEN
+        } else {
+            MAX_BODY_LEN
+        },
         validate,
         &|ctx, buf| render::render(wh, ctx, buf).ok(),
     ) {
@@ -1403,8 +1422,13 @@ const WEBHOOK_KEYS: &[&str] = &[
     "no_proxy",
     "source_ip",
     "bind_interface",
+    "urls",
+    "resend",
+    "generator_url",
+    "max_batch",
 ];
-const WEBHOOK_KEYS_LATER: &[&str] = &["urls", "resend", "generator_url", "max_batch"];
+/// Keys of the `alertmanager` format only.
+const ALERTMANAGER_KEYS: &[&str] = &["urls", "resend", "generator_url", "max_batch"];
 /// Headers tocsin writes itself; a config may not set or duplicate them.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -1419,9 +1443,8 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 /// `&timestamp=` + 20 digits + `&sign=` + 44 base64 characters, each up to 3 when encoded.
 const DINGTALK_SIGN_MAX: usize = 11 + 20 + 6 + 44 * 3;
-const FORMATS_LATER: &[&str] = &["alertmanager"];
 const FORMAT_NAMES: &str =
-    "cloudmonitor-json, cloudmonitor-form, hertzbeat, template (alertmanager comes later)";
+    "cloudmonitor-json, cloudmonitor-form, hertzbeat, alertmanager, template";
 
 fn parse_webhook(
     c: &mut Collector,
@@ -1430,7 +1453,7 @@ fn parse_webhook(
     agent: &Agent,
 ) -> Option<(Webhook, WebhookSpans)> {
     let agent_language = agent.language;
-    check_keys(c, t, WEBHOOK_KEYS, WEBHOOK_KEYS_LATER, "[[webhook]]");
+    check_keys(c, t, WEBHOOK_KEYS, &[], "[[webhook]]");
     let name = get_str(c, t, "name");
     if find(t, "name").is_none() {
         c.error(span.clone(), "[[webhook]] is missing `name`");
@@ -1438,13 +1461,6 @@ fn parse_webhook(
     let format = match get_str(c, t, "format") {
         Some((f, fspan)) => match Format::ALL.into_iter().find(|x| x.as_str() == f) {
             Some(x) => Some(x),
-            None if FORMATS_LATER.contains(&f) => {
-                c.error(
-                    fspan,
-                    format!("format `{f}` is not supported by this version of tocsin yet"),
-                );
-                None
-            }
             None => {
                 c.error(
                     fspan,
@@ -1464,7 +1480,18 @@ fn parse_webhook(
         }
     };
     let is_template = format == Some(Format::Template);
+    let is_am = format == Some(Format::Alertmanager);
     let labels = &agent.labels;
+    if format.is_some() && !is_am {
+        for key in ALERTMANAGER_KEYS {
+            if let Some((k, _)) = find(t, key) {
+                c.error(
+                    k,
+                    format!("`{key}` applies to the alertmanager format only"),
+                );
+            }
+        }
+    }
 
     // `body` and `content_type` belong to the template format; the others have their own.
     let mut spans = WebhookSpans {
@@ -1510,16 +1537,20 @@ fn parse_webhook(
         None => body.as_ref().map(|_| ContentType::Json),
     };
 
-    let url = match get_str(c, t, "url") {
-        Some((u, uspan)) => {
-            spans.url = Some(uspan.clone());
-            url_template(c, u, uspan, labels)
-        }
-        None => {
-            if find(t, "url").is_none() {
-                c.error(span.clone(), "[[webhook]] is missing `url`");
+    let url = if is_am {
+        alertmanager_urls(c, t, span.clone(), &mut spans)
+    } else {
+        match get_str(c, t, "url") {
+            Some((u, uspan)) => {
+                spans.url = Some(uspan.clone());
+                url_template(c, u, uspan, labels).map(|(u, tpl)| (vec![u], tpl))
             }
-            None
+            None => {
+                if find(t, "url").is_none() {
+                    c.error(span.clone(), "[[webhook]] is missing `url`");
+                }
+                None
+            }
         }
     };
     // `query` (seed 000's `URL?username=jack`): names fixed, values may hold variables.
@@ -1531,7 +1562,12 @@ fn parse_webhook(
         value_span,
     } in get_string_map(c, t, "query")
     {
-        if key.is_empty() {
+        if is_am {
+            c.error(
+                key_span.clone(),
+                "`query` does not apply to the alertmanager format: it posts to {url}/api/v2/alerts",
+            );
+        } else if key.is_empty() {
             c.error(key_span.clone(), "a `query` parameter needs a name");
         } else if key.contains("${") {
             c.error(
@@ -1573,6 +1609,10 @@ fn parse_webhook(
                     "method GET sends no body: remove `body`, or use POST or PUT",
                 );
                 Method::Get
+            }
+            "PUT" | "GET" if is_am => {
+                c.error(mspan, "the Alertmanager API takes POST");
+                Method::Post
             }
             "GET" if has_body => {
                 c.error(
@@ -1730,6 +1770,8 @@ fn parse_webhook(
             }
             EventMask(mask)
         }
+        // Alertmanager turns the heartbeat into an always-firing alert: on by default.
+        None if is_am => EventMask(EventMask::DEFAULT.0 | EventType::Heartbeat.bit()),
         None => EventMask::DEFAULT,
     };
     let min_level = match get_str(c, t, "min_level") {
@@ -1750,11 +1792,36 @@ fn parse_webhook(
     });
 
     let egress = parse_egress(c, t);
+    let generator_url = get_str(c, t, "generator_url").and_then(|(g, gspan)| {
+        let lower = g.get(..8).unwrap_or(g).to_ascii_lowercase();
+        let authority_end = g.find("://").map_or(0, |i| i + 3);
+        let authority_end = g[authority_end..]
+            .find(['/', '?', '#'])
+            .map_or(g.len(), |i| authority_end + i);
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            c.error(gspan, "`generator_url` must start with http:// or https://");
+            None
+        } else if g[..authority_end].contains("${") {
+            c.error(gspan, "`generator_url`: variables may stand only in the path and query");
+            None
+        } else if g.chars().any(|ch| ch.is_control() || ch == ' ') || g.len() > MAX_URL_LEN {
+            c.error(gspan, format!("`generator_url` must be at most {MAX_URL_LEN} bytes, without spaces or control characters"));
+            None
+        } else {
+            template_at(c, gspan, 0, g, labels)
+        }
+    });
+    let peers = url.as_ref().map(|(u, _)| u.clone()).unwrap_or_default();
     let webhook = Webhook {
         name: String::new(),
         egress,
         enabled: get_bool(c, t, "enabled").unwrap_or(true),
-        url: url?.0,
+        peers,
+        resend_ms: get_duration(c, t, "resend").unwrap_or(DEFAULT_RESEND_MS),
+        generator_url,
+        max_batch: get_int(c, t, "max_batch", 1, MAX_BATCH as i64)
+            .unwrap_or(DEFAULT_MAX_BATCH as i64) as usize,
+        url: url?.0.into_iter().next()?,
         target: target?,
         format: format?,
         method,
@@ -1783,6 +1850,96 @@ fn parse_webhook(
         },
         spans,
     ))
+}
+
+/// Fleet labels become Alertmanager labels: they may not take the name of one tocsin sets.
+fn check_alertmanager_labels(c: &mut Collector, doc: &DeTable) {
+    let Some(labels) = find(doc, "agent")
+        .and_then(|(_, a)| a.get_ref().as_table())
+        .and_then(|a| find(a, "labels"))
+        .and_then(|(_, l)| l.get_ref().as_table())
+    else {
+        return;
+    };
+    for (k, _) in labels.iter() {
+        let name = k.get_ref().as_ref();
+        let taken = render::alertmanager::RESERVED_LABELS.contains(&name)
+            || Metric::ALL.iter().any(|m| m.dimensions().contains(&name));
+        if taken {
+            c.error(
+                k.span(),
+                format!("label `{name}` would replace the Alertmanager label tocsin sets itself; rename it"),
+            );
+        }
+    }
+}
+
+/// `url` or `urls` of an alertmanager webhook: the base URL of each peer of the cluster,
+/// and the request target, `{path}/api/v2/alerts`.
+fn alertmanager_urls(
+    c: &mut Collector,
+    t: &DeTable,
+    span: Range<usize>,
+    spans: &mut WebhookSpans,
+) -> Option<(Vec<Url>, Template)> {
+    let mut list = Vec::new();
+    match (get_str(c, t, "url"), get_string_list(c, t, "urls")) {
+        (Some(_), Some(_)) => {
+            let (k, _) = find(t, "urls").expect("urls were read");
+            c.error(k, "give either `url` or `urls`, not both");
+            return None;
+        }
+        (Some((u, uspan)), None) => list.push((u, uspan)),
+        (None, Some(l)) => {
+            let (_, v) = find(t, "urls").expect("urls were read");
+            if l.is_empty() || l.len() > MAX_AM_PEERS {
+                c.error(
+                    v.span(),
+                    format!("`urls` lists 1 to {MAX_AM_PEERS} Alertmanager peers"),
+                );
+            }
+            list = l;
+        }
+        (None, None) => {
+            if find(t, "url").is_none() && find(t, "urls").is_none() {
+                c.error(
+                    span,
+                    "[[webhook]] is missing `url` (or `urls` for a cluster)",
+                );
+            }
+            return None;
+        }
+    }
+    let mut peers: Vec<Url> = Vec::new();
+    for (u, uspan) in list.into_iter().take(MAX_AM_PEERS) {
+        spans.url.get_or_insert(uspan.clone());
+        match parse_url(u) {
+            Err(m) => c.error(uspan, format!("`url`: {m}")),
+            Ok(_) if u.contains("${") => c.error(
+                uspan,
+                "an Alertmanager URL is fixed: variables are not allowed in it",
+            ),
+            Ok(url) if url.path_and_query.contains('?') => c.error(
+                uspan,
+                "an Alertmanager URL is a base URL without a query: tocsin posts to {url}/api/v2/alerts",
+            ),
+            Ok(url) if peers.iter().any(|p| p.text == url.text) => {
+                c.error(uspan, format!("peer `{u}` is listed twice"));
+            }
+            Ok(url) => peers.push(url),
+        }
+    }
+    let first = peers.first()?;
+    let target = Template {
+        segments: vec![Segment::Lit(alertmanager_target(first))],
+    };
+    Some((peers, target))
+}
+
+/// `{path}/api/v2/alerts` for an Alertmanager base URL.
+pub fn alertmanager_target(url: &Url) -> String {
+    let base = url.path_and_query.trim_end_matches('/');
+    format!("{base}/api/v2/alerts")
 }
 
 /// Where a webhook's parts are, for errors found after parsing (the render proofs).

@@ -6,6 +6,7 @@
 //! `retry_interval` apart plus 0-25 % jitter, honouring `Retry-After` up to
 //! `retry_after_max`; other statuses are final.
 
+pub mod alertmanager;
 pub mod client;
 pub mod clock;
 pub mod retry;
@@ -179,6 +180,24 @@ impl Head {
         })
     }
 
+    /// This head sent to another peer of the same webhook (an Alertmanager cluster): its
+    /// `Host` and request target; `X-Tocsin-Event-Type` says it carries alerts.
+    ///
+    /// # Errors
+    /// A target that is not a valid request target.
+    pub fn retarget(&mut self, url: &crate::config::Url, target: &str) -> Result<(), String> {
+        self.uri =
+            hyper::Uri::try_from(target).map_err(|e| format!("invalid request target: {e}"))?;
+        let host = hyper::header::HeaderValue::try_from(url.host_header())
+            .map_err(|e| format!("Host: {e}"))?;
+        self.headers.insert(hyper::header::HOST, host);
+        self.headers.insert(
+            "x-tocsin-event-type",
+            hyper::header::HeaderValue::from_static("alerts"),
+        );
+        Ok(())
+    }
+
     /// This head signed for one attempt at `now_s` (Standard Webhooks signs every attempt
     /// anew, with its own timestamp); unchanged for other schemes.
     pub fn signed(&self, wh: &Webhook, id: &str, now_s: u64, body: &[u8]) -> Head {
@@ -304,24 +323,18 @@ pub async fn deliver(
     ctx: &Ctx<'_>,
     body: Bytes,
     max_attempts: u32,
-    mut stop: Option<watch::Receiver<bool>>,
+    stop: Option<watch::Receiver<bool>>,
 ) -> Delivery {
-    let event = ctx.event;
-    let policy = RetryPolicy {
-        retries: wh.retries,
-        interval_ms: wh.retry_interval_ms,
-        retry_after_max_ms: wh.retry_after_max_ms,
-    };
-    let attempts_allowed = (1 + policy.retries).min(max_attempts.max(1));
-    let id = event.id.to_text();
-    let kind = event.kind.as_str();
-    let timeout = Duration::from_millis(wh.timeout_ms);
     let start = Instant::now();
-    let mut last_status = None;
     let head = match Head::new(wh, ctx) {
         Ok(h) => h,
         Err(e) => {
-            crate::error!("webhook {}: {kind} {id} cannot be sent: {e}", wh.name);
+            crate::error!(
+                "webhook {}: {} {} cannot be sent: {e}",
+                wh.name,
+                ctx.event.kind.as_str(),
+                ctx.event.id.to_text()
+            );
             return Delivery {
                 status: None,
                 attempts: 0,
@@ -332,6 +345,45 @@ pub async fn deliver(
             };
         }
     };
+    let id = ctx.event.id.to_text();
+    send_request(
+        client,
+        wh,
+        &head,
+        &id,
+        ctx.event.kind.as_str(),
+        false,
+        body,
+        max_attempts,
+        stop,
+    )
+    .await
+}
+
+/// Sends one request (`head` + `body`, idempotency key `id`, logged as `kind id`) with
+/// the webhook's retry policy, logging each outcome (a first-attempt success only unless
+/// `quiet`: Alertmanager's steady re-sends). See [`deliver`].
+#[allow(clippy::too_many_arguments)]
+pub async fn send_request(
+    client: &mut Client,
+    wh: &Webhook,
+    head: &Head,
+    id: &str,
+    kind: &str,
+    quiet: bool,
+    body: Bytes,
+    max_attempts: u32,
+    mut stop: Option<watch::Receiver<bool>>,
+) -> Delivery {
+    let policy = RetryPolicy {
+        retries: wh.retries,
+        interval_ms: wh.retry_interval_ms,
+        retry_after_max_ms: wh.retry_after_max_ms,
+    };
+    let attempts_allowed = (1 + policy.retries).min(max_attempts.max(1));
+    let timeout = Duration::from_millis(wh.timeout_ms);
+    let start = Instant::now();
+    let mut last_status = None;
     let stopped = |attempts: u32| Delivery {
         status: None,
         attempts,
@@ -345,7 +397,7 @@ pub async fn deliver(
     loop {
         attempt += 1;
         let t0 = Instant::now();
-        let attempt_head = head.signed(wh, &id, clock::now_ms() / 1000, &body);
+        let attempt_head = head.signed(wh, id, clock::now_ms() / 1000, &body);
         let make = || attempt_head.request(body.clone());
         let sending = client.send(&make, timeout);
         let Some(result) = unless_stopped(&mut stop, sending).await else {
@@ -405,6 +457,7 @@ pub async fn deliver(
             retryable,
         };
         match verdict {
+            Verdict::Delivered if quiet && attempt == 1 => return done(true, None, false),
             Verdict::Delivered => {
                 crate::info!(
                     "webhook {}: delivered {kind} {id}: {what} in {ms} ms (attempt {attempt})",
@@ -514,6 +567,54 @@ pub struct Outbox {
     pub stats: SharedStats,
     /// The worker; it ends when every sender is dropped and the queue is empty.
     pub task: JoinHandle<()>,
+}
+
+/// A running webhook: an event queue, or (`alertmanager`) a table of alerts with a lane per
+/// peer.
+pub enum Sink {
+    /// Events, delivered one by one, spooled when undeliverable.
+    Queue(Outbox),
+    /// Alerts, re-sent while firing.
+    Alerts(alertmanager::Alerts),
+}
+
+impl Sink {
+    /// Starts webhook `index`.
+    ///
+    /// # Errors
+    /// The webhook's TLS settings cannot be built.
+    pub fn spawn(
+        cfg: Arc<Config>,
+        index: usize,
+        mode: Mode,
+        failures: mpsc::Sender<Failure>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Sink, String> {
+        if cfg.webhooks[index].format == crate::config::Format::Alertmanager {
+            alertmanager::Alerts::spawn(cfg, index, mode, failures, stop).map(Sink::Alerts)
+        } else {
+            spawn_outbox(cfg, index, mode, failures, stop).map(Sink::Queue)
+        }
+    }
+
+    /// The queue, if this is one.
+    pub fn queue(&self) -> Option<&Outbox> {
+        match self {
+            Sink::Queue(o) => Some(o),
+            Sink::Alerts(_) => None,
+        }
+    }
+
+    /// Its tasks (to wait for at shutdown); an alerts sink is told to close first.
+    pub fn into_tasks(self) -> Vec<JoinHandle<()>> {
+        match self {
+            Sink::Queue(o) => vec![o.task],
+            Sink::Alerts(a) => {
+                a.close();
+                a.lanes.into_iter().map(|l| l.task).collect()
+            }
+        }
+    }
 }
 
 /// An event a webhook gave up on, reported so that a `delivery_failed` event can go to the

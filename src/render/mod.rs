@@ -5,9 +5,11 @@
 //! - `cloudmonitor-json` ([`cloudmonitor`]): seeds 001 + 003, JSON, values as strings.
 //! - `cloudmonitor-form` ([`form`]): seed 003, form-urlencoded, optional `signature`.
 //! - `hertzbeat` ([`hertzbeat`]): seed 002's JSON body.
+//! - `alertmanager` ([`alertmanager`]): Prometheus Alertmanager's v2 alerts array.
 //! - `template` ([`template`]): any body with `${variables}`, escaped by content type.
 
 pub mod alarm;
+pub mod alertmanager;
 pub mod check;
 pub mod cloudmonitor;
 pub mod content;
@@ -86,6 +88,9 @@ pub fn render(wh: &Webhook, ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Rend
             form::render(ctx, secret, buf)
         }
         Format::Hertzbeat => hertzbeat::render(ctx, buf),
+        Format::Alertmanager => {
+            alertmanager::render(ctx, wh.resend_ms, wh.generator_url.as_ref(), buf)
+        }
         Format::Template => {
             let Some(body) = &wh.body else { return Ok(0) };
             let mut w = FixedWriter::new(buf);
@@ -109,7 +114,9 @@ pub fn body_escape(wh: &Webhook) -> Escape {
 /// The `Content-Type` of `wh`'s bodies (seed 000's table), or `None` when it sends none.
 pub fn content_type(wh: &Webhook) -> Option<&'static str> {
     match wh.format {
-        Format::CloudmonitorJson | Format::Hertzbeat => Some("application/json"),
+        Format::CloudmonitorJson | Format::Hertzbeat | Format::Alertmanager => {
+            Some("application/json")
+        }
         // Seed 003's sample request.
         Format::CloudmonitorForm => Some("application/x-www-form-urlencoded; charset=UTF-8"),
         Format::Template if wh.body.is_none() => None,

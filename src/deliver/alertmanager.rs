@@ -1,0 +1,1161 @@
+//! Delivery to a Prometheus Alertmanager cluster.
+//!
+//! Alertmanager keeps alerts as state, not as a stream of events: a firing alert must be
+//! re-sent until it resolves, or Alertmanager resolves it by itself at its `endsAt`. So an
+//! `alertmanager` webhook has no event queue and no spool. It has a [`Table`] of the alerts
+//! it currently tells (firing ones, and resolved ones still being repeated), allocated
+//! once with room for [`MAX_AM_ALERTS`], and one [`Lane`] per peer of `urls`:
+//!
+//! - An event changes the table ([`Table::apply`]): an alarm fires (or refreshes) the
+//!   alert of its series and severity and resolves the series' other alerts (an
+//!   escalation is a new alert in Alertmanager, since `severity` is a label); a recovery
+//!   resolves them; `no_data` fires the series' `no_data="true"` alert.
+//! - Each lane sends the alerts due for its peer in one request (up to `max_batch`, as
+//!   many as fit [`MAX_AM_BODY_LEN`]): new and changed alerts at once, firing ones every
+//!   `resend` (with `endsAt` = now + 4 × `resend`, as Prometheus does), resolved ones
+//!   [`RESOLVED_SENDS`] times, `resend` apart. Alerts that will be due within half a
+//!   `resend` ride along, so a device settles into one request per `resend`.
+//! - Every peer gets every alert (Alertmanager peers do not share alerts, only silences
+//!   and notification logs); each lane has its own client, retries and backoff, so a dead
+//!   peer holds back no other. When a peer is back, everything it missed is due for it.
+//! - A full table evicts resolved alerts first, then short-lived ones, then a firing
+//!   alert of lower severity than the new one; otherwise the new alert is dropped and
+//!   reported (`delivery_failed`).
+//! - A restart loses the table, not the alerts: still-firing rules fire again after
+//!   `times` samples, long before Alertmanager's `endsAt`; alerts that resolved while the
+//!   agent was down expire there by themselves.
+
+use super::client::{Client, TlsConfig};
+use super::{clock, send_request, Failure, Head, Mode, SharedStats};
+use crate::config::{Config, Url, Webhook};
+use crate::event::Language;
+use crate::event::{Event, EventType};
+use crate::limits::{MAX_AM_ALERTS, MAX_AM_BODY_LEN, MAX_AM_PEERS, MAX_BATCH};
+use crate::render::alertmanager::{expiry, severity, Alert, Batch, Name};
+use crate::render::{Ctx, Origin};
+use crate::rule::Level;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// How many times a resolved alert is sent to each peer (`resend` apart), so that one
+/// lost request does not leave it firing until its `endsAt`.
+pub const RESOLVED_SENDS: u8 = 3;
+
+/// `endsAt` of `TocsinDeviceSilent`: it outlives the heartbeat by this much, so that it
+/// notifies once the heartbeat expires (24 h; Alertmanager's `repeat_interval` reminds
+/// within it).
+pub const SILENT_HOLD_MS: u64 = 24 * 3600 * 1000;
+
+/// Not due for this peer any more.
+const DONE: u64 = u64::MAX;
+
+/// One alert the webhook tells its peers about.
+#[derive(Clone, Debug)]
+struct Entry {
+    name: Name,
+    /// The rule (rule alerts only).
+    rule: Option<usize>,
+    /// The rule alert's level (its `severity`).
+    level: Level,
+    /// The series' `no_data="true"` alert.
+    no_data: bool,
+    /// The event whose values annotate it (its dimension identifies the series).
+    event: Event,
+    starts_ms: u64,
+    /// When it resolved (unix ms); `None` while firing.
+    resolved_ms: Option<u64>,
+    /// Sent once to each peer, never re-sent (reboot, delivery_failed, test, …).
+    one_shot: bool,
+    /// Changes with every change of the entry (unique across the table's life).
+    version: u64,
+    /// Per peer: when it is next due (monotonic ms of the table), or [`DONE`].
+    due: [u64; MAX_AM_PEERS],
+    /// Per peer: how often it was sent since it resolved.
+    resolved_sends: [u8; MAX_AM_PEERS],
+    /// Bit `p`: peer `p` has this version (what it gets next is a plain re-send).
+    told: u8,
+}
+
+impl Entry {
+    fn is_series(&self, rule: usize, e: &Event) -> bool {
+        self.rule == Some(rule) && self.event.dim == e.dim
+    }
+
+    /// Its `endsAt` when sent at `now` (unix ms).
+    fn ends_ms(&self, now: u64, resend_ms: u64) -> u64 {
+        match (self.resolved_ms, self.name) {
+            (Some(at), _) => at,
+            (None, Name::DeviceSilent) => now.saturating_add(SILENT_HOLD_MS),
+            (None, _) if self.one_shot => expiry(self.event.timestamp_ms, resend_ms),
+            (None, _) => expiry(now, resend_ms),
+        }
+    }
+
+    fn alert(&self, now: u64, resend_ms: u64) -> Alert<'_> {
+        Alert {
+            name: self.name,
+            severity: match self.name {
+                Name::Rule => severity(self.level),
+                n => n.severity(self.level),
+            },
+            event: &self.event,
+            starts_ms: self.starts_ms,
+            ends_ms: self.ends_ms(now, resend_ms),
+            resolved: self.resolved_ms.is_some(),
+        }
+    }
+}
+
+/// What [`Table::apply`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Something became due: wake the lanes.
+    pub changed: bool,
+    /// An alert that did not fit the table (its `alertname`, severity).
+    pub dropped: Option<(String, &'static str)>,
+}
+
+/// The alerts of one `alertmanager` webhook.
+pub struct Table {
+    entries: Vec<Entry>,
+    peers: usize,
+    resend_ms: u64,
+    events: crate::event::EventMask,
+    min_level: Level,
+    /// Keep `TocsinHeartbeat` and `TocsinDeviceSilent` (the agent has `heartbeat` set and
+    /// the webhook takes heartbeat events).
+    heartbeat: bool,
+    next_version: u64,
+    /// The agent is stopping (or was replaced): lanes send what is due, then end.
+    closing: bool,
+    origin: Instant,
+}
+
+impl Table {
+    /// An empty table for `wh`, with room for [`MAX_AM_ALERTS`].
+    pub fn new(wh: &Webhook, heartbeat: bool) -> Table {
+        Table {
+            entries: Vec::with_capacity(MAX_AM_ALERTS),
+            peers: wh.peers.len().clamp(1, MAX_AM_PEERS),
+            resend_ms: wh.resend_ms,
+            events: wh.events,
+            min_level: wh.min_level,
+            heartbeat: heartbeat && wh.events.contains(EventType::Heartbeat),
+            next_version: 1,
+            closing: false,
+            origin: Instant::now(),
+        }
+    }
+
+    /// Monotonic milliseconds of this table (due times must not jump with the wall clock).
+    pub fn mono_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Alerts held: (firing, resolved but still being repeated).
+    pub fn counts(&self) -> (usize, usize) {
+        let firing = self
+            .entries
+            .iter()
+            .filter(|e| e.resolved_ms.is_none())
+            .count();
+        (firing, self.entries.len() - firing)
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    /// Marks entry `i` changed and due now for every peer.
+    fn touch(&mut self, i: usize, mono: u64) {
+        let v = self.bump();
+        let e = &mut self.entries[i];
+        e.version = v;
+        e.due = [mono; MAX_AM_PEERS];
+        e.resolved_sends = [0; MAX_AM_PEERS];
+        e.told = 0;
+    }
+
+    fn resolve(&mut self, i: usize, now: u64, mono: u64, by: Option<&Event>) {
+        if self.entries[i].resolved_ms.is_some() {
+            return;
+        }
+        self.entries[i].resolved_ms = Some(now.max(self.entries[i].starts_ms));
+        if let Some(e) = by {
+            self.entries[i].event = e.clone();
+        }
+        self.touch(i, mono);
+    }
+
+    /// Applies one event at `now` (unix ms).
+    pub fn apply(&mut self, e: &Event, now: u64) -> Applied {
+        self.apply_at(e, now, self.mono_ms())
+    }
+
+    /// [`apply`](Self::apply) at monotonic time `mono`.
+    pub fn apply_at(&mut self, e: &Event, now: u64, mono: u64) -> Applied {
+        let mut out = Applied::default();
+        let Some(name) = Name::of(e.kind) else {
+            // agent_start: the heartbeat alerts exist from the start.
+            if e.kind == EventType::AgentStart && self.heartbeat {
+                self.heartbeat_alerts(e, now, mono, &mut out);
+            }
+            return out;
+        };
+        match name {
+            Name::Rule => {
+                let Some(rule) = e.rule else { return out };
+                let fires = e.kind != EventType::Recovery
+                    && self.events.contains(e.kind)
+                    && e.level >= self.min_level;
+                let no_data = e.kind == EventType::NoData;
+                // Every other alert of the series resolves: a recovery, an escalation
+                // (the old severity is another alert), no data (the state is unknown).
+                for i in 0..self.entries.len() {
+                    let x = &self.entries[i];
+                    if !x.is_series(rule, e) || x.resolved_ms.is_some() {
+                        continue;
+                    }
+                    if fires && x.level == e.level && x.no_data == no_data {
+                        continue;
+                    }
+                    let by = (e.kind == EventType::Recovery).then_some(e);
+                    self.resolve(i, now, mono, by);
+                    out.changed = true;
+                }
+                if fires {
+                    let starts = if e.kind == EventType::Alarm && e.prev_level == e.level {
+                        e.first_trigger_ms.min(now)
+                    } else {
+                        now
+                    };
+                    self.fire(
+                        name,
+                        Some(rule),
+                        e.level,
+                        no_data,
+                        e,
+                        starts,
+                        mono,
+                        &mut out,
+                    );
+                }
+            }
+            Name::Heartbeat => {
+                if self.heartbeat {
+                    self.heartbeat_alerts(e, now, mono, &mut out);
+                }
+            }
+            n => {
+                if self.events.contains(e.kind) {
+                    self.fire(n, None, e.level, false, e, now, mono, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// `TocsinHeartbeat` and `TocsinDeviceSilent`, firing. Refreshing them does not make
+    /// them due: they go out with every `resend` like any firing alert.
+    fn heartbeat_alerts(&mut self, e: &Event, now: u64, mono: u64, out: &mut Applied) {
+        for name in [Name::Heartbeat, Name::DeviceSilent] {
+            match self
+                .entries
+                .iter()
+                .position(|x| x.name == name && x.resolved_ms.is_none())
+            {
+                Some(i) => self.entries[i].event = e.clone(),
+                None => self.fire(name, None, Level::Info, false, e, now, mono, out),
+            }
+        }
+    }
+
+    /// Fires (or refreshes) an alert.
+    #[allow(clippy::too_many_arguments)]
+    fn fire(
+        &mut self,
+        name: Name,
+        rule: Option<usize>,
+        level: Level,
+        no_data: bool,
+        e: &Event,
+        starts_ms: u64,
+        mono: u64,
+        out: &mut Applied,
+    ) {
+        let same = |x: &Entry| {
+            x.name == name
+                && match rule {
+                    Some(r) => x.is_series(r, e) && x.level == level && x.no_data == no_data,
+                    None => true,
+                }
+        };
+        if let Some(i) = self.entries.iter().position(same) {
+            let x = &mut self.entries[i];
+            if x.resolved_ms.take().is_some() || x.one_shot {
+                x.starts_ms = starts_ms;
+            }
+            x.event = e.clone();
+            self.touch(i, mono);
+            out.changed = true;
+            return;
+        }
+        let entry = Entry {
+            name,
+            rule,
+            level,
+            no_data,
+            event: e.clone(),
+            starts_ms,
+            resolved_ms: None,
+            one_shot: rule.is_none() && !matches!(name, Name::Heartbeat | Name::DeviceSilent),
+            version: 0,
+            due: [mono; MAX_AM_PEERS],
+            resolved_sends: [0; MAX_AM_PEERS],
+            told: 0,
+        };
+        let slot = if self.entries.len() < MAX_AM_ALERTS {
+            self.entries.push(entry);
+            Some(self.entries.len() - 1)
+        } else {
+            let slot = self.evict_for(&entry);
+            if let Some(i) = slot {
+                self.entries[i] = entry;
+            }
+            slot
+        };
+        match slot {
+            Some(i) => {
+                self.touch(i, mono);
+                out.changed = true;
+            }
+            None => {
+                let alertname = match name {
+                    Name::Rule => e.rule_name.as_str(),
+                    n => n.as_str(),
+                };
+                out.dropped = Some((alertname.to_string(), severity(level)));
+            }
+        }
+    }
+
+    /// A slot for `new` in a full table: the oldest resolved alert, else a short-lived one,
+    /// else a firing rule alert of lower level than `new`.
+    fn evict_for(&self, new: &Entry) -> Option<usize> {
+        let resolved = (0..self.entries.len())
+            .filter(|&i| self.entries[i].resolved_ms.is_some())
+            .min_by_key(|&i| self.entries[i].resolved_ms);
+        resolved
+            .or_else(|| self.entries.iter().position(|x| x.one_shot))
+            .or_else(|| {
+                (0..self.entries.len())
+                    .filter(|&i| {
+                        let x = &self.entries[i];
+                        x.rule.is_some() && new.rule.is_some() && x.level < new.level
+                    })
+                    .min_by_key(|&i| self.entries[i].level)
+            })
+    }
+
+    /// Drops what no peer needs any more: resolved and one-shot alerts sent to every peer,
+    /// and any whose `endsAt` (as told to a peer that never got the resolution) has passed,
+    /// since Alertmanager resolved those itself.
+    fn collect_garbage(&mut self, now: u64) {
+        let (peers, resend) = (self.peers, self.resend_ms);
+        self.entries.retain(|x| {
+            let finished = x.resolved_ms.is_some() || x.one_shot;
+            if !finished {
+                return true;
+            }
+            let all_sent = x.due[..peers].iter().all(|&d| d == DONE);
+            let expired = match x.resolved_ms {
+                Some(at) => expiry(at, resend) < now,
+                None => x.ends_ms(now, resend) < now,
+            };
+            !(all_sent || expired)
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// Writes the alerts due for `peer` at `now` into `buf` (at most `max_batch`), and
+    /// their (index, version) into `sent`. Firing alerts due within half a `resend` ride
+    /// along. Returns the body length, how many of the alerts are news to the peer (new or
+    /// changed since it last got them), and when something will be due (monotonic ms of
+    /// the table).
+    pub fn collect(
+        &self,
+        peer: usize,
+        now: u64,
+        mono: u64,
+        max_batch: usize,
+        origin: &Origin<'_>,
+        language: Language,
+        generator_url: Option<&crate::render::template::Template>,
+        buf: &mut [u8],
+        sent: &mut Vec<(usize, u64)>,
+    ) -> (usize, usize, Option<u64>) {
+        let mut news = 0;
+        sent.clear();
+        let mut batch = Batch::new(buf);
+        let soon = mono + self.resend_ms / 2;
+        let mut any_due = false;
+        let mut next = DONE;
+        for x in &self.entries {
+            let due = x.due[peer];
+            any_due |= due <= mono;
+            next = next.min(due);
+        }
+        if any_due {
+            for (i, x) in self.entries.iter().enumerate() {
+                let due = x.due[peer];
+                let ride_along = x.resolved_ms.is_none() && !x.one_shot && due <= soon;
+                if !(due <= mono || ride_along) || sent.len() >= max_batch {
+                    continue;
+                }
+                let alert = x.alert(now, self.resend_ms);
+                let ctx = Ctx {
+                    event: &x.event,
+                    origin,
+                    language,
+                };
+                if batch.push(&alert, &ctx, generator_url).is_err() {
+                    break;
+                }
+                sent.push((i, x.version));
+                news += usize::from(x.told & (1 << peer) == 0);
+            }
+        }
+        let len = batch.finish().unwrap_or(0);
+        let next = (next != DONE).then_some(next);
+        (if sent.is_empty() { 0 } else { len }, news, next)
+    }
+
+    /// Records that `peer` accepted the alerts `sent` (as [`collect`](Self::collect) listed
+    /// them); alerts changed since are left due.
+    pub fn sent(&mut self, peer: usize, sent: &[(usize, u64)], now: u64, mono: u64) {
+        let resend = self.resend_ms;
+        for &(i, version) in sent {
+            let Some(x) = self.entries.get_mut(i) else {
+                continue;
+            };
+            if x.version != version {
+                continue;
+            }
+            x.told |= 1 << peer;
+            x.due[peer] = if x.resolved_ms.is_some() {
+                x.resolved_sends[peer] = x.resolved_sends[peer].saturating_add(1);
+                if x.resolved_sends[peer] >= RESOLVED_SENDS {
+                    DONE
+                } else {
+                    mono + resend
+                }
+            } else if x.one_shot {
+                DONE
+            } else {
+                mono + resend
+            };
+        }
+        self.collect_garbage(now);
+    }
+
+    /// After a reload: takes over the alerts of `old` (the same webhook in the previous
+    /// config). `rule_map[old index]` is the new index of a rule that kept its state;
+    /// alerts of other rules resolve (their rule changed or is gone: nothing would resolve
+    /// them later). Everything is sent to every peer again.
+    pub fn adopt(&mut self, old: &mut Table, rule_map: &[Option<usize>], now: u64) {
+        let mono = self.mono_ms();
+        for mut x in old.entries.drain(..) {
+            if self.entries.len() >= MAX_AM_ALERTS {
+                break;
+            }
+            match x.rule {
+                Some(r) => match rule_map.get(r).copied().flatten() {
+                    Some(n) => {
+                        x.rule = Some(n);
+                        x.event.rule = Some(n);
+                    }
+                    None => {
+                        x.rule = None;
+                        if x.resolved_ms.is_none() {
+                            x.resolved_ms = Some(now);
+                        }
+                    }
+                },
+                // The new config has no heartbeat: its alerts resolve.
+                None if matches!(x.name, Name::Heartbeat | Name::DeviceSilent)
+                    && !self.heartbeat
+                    && x.resolved_ms.is_none() =>
+                {
+                    x.resolved_ms = Some(now);
+                }
+                None => {}
+            }
+            self.entries.push(x);
+            let i = self.entries.len() - 1;
+            self.touch(i, mono);
+        }
+    }
+
+    /// Asks the lanes to send what is due and end.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+}
+
+/// A table shared by the agent (which applies events) and the lanes (which send).
+pub type SharedTable = Arc<Mutex<Table>>;
+
+/// One peer's sender.
+pub struct Lane {
+    /// The webhook's alerts.
+    pub table: SharedTable,
+    /// Which peer of `urls`.
+    pub peer: usize,
+    /// Woken when the table changed.
+    pub wake: Arc<Notify>,
+    cfg: Arc<Config>,
+    index: usize,
+    url: Url,
+    client: Client,
+    buf: Box<[u8]>,
+    sent: Vec<(usize, u64)>,
+    failures: mpsc::Sender<Failure>,
+    stop: watch::Receiver<bool>,
+    stats: SharedStats,
+    /// The last request failed (reported once per outage).
+    failing: bool,
+}
+
+impl Lane {
+    /// A lane for peer `peer` of webhook `index`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: Arc<Config>,
+        index: usize,
+        peer: usize,
+        table: SharedTable,
+        tls: TlsConfig,
+        failures: mpsc::Sender<Failure>,
+        stop: watch::Receiver<bool>,
+        stats: SharedStats,
+    ) -> Lane {
+        let wh = &cfg.webhooks[index];
+        let url = wh.peers[peer].clone();
+        Lane {
+            client: Client::new(url.clone(), tls, wh.egress.clone()),
+            url,
+            table,
+            peer,
+            wake: Arc::new(Notify::new()),
+            index,
+            buf: vec![0u8; MAX_AM_BODY_LEN].into_boxed_slice(),
+            sent: Vec::with_capacity(MAX_BATCH),
+            failures,
+            stop,
+            stats,
+            failing: false,
+            cfg,
+        }
+    }
+
+    /// Sends due alerts until the table closes (and nothing more is due) or the agent stops.
+    pub async fn run(mut self, mode: Mode) {
+        let cfg = self.cfg.clone();
+        let wh = &cfg.webhooks[self.index];
+        let origin = super::origin(&cfg);
+        let mut backoff_until: Option<u64> = None;
+        loop {
+            if *self.stop.borrow() {
+                return;
+            }
+            let now = clock::now_ms();
+            let (len, news, next, closing, mono) = {
+                let Ok(table) = self.table.lock() else { return };
+                let mono = table.mono_ms();
+                let closing = table.closing;
+                if backoff_until.is_some_and(|b| mono < b) && !closing {
+                    (0, 0, backoff_until, closing, mono)
+                } else {
+                    let (len, news, next) = table.collect(
+                        self.peer,
+                        now,
+                        mono,
+                        wh.max_batch,
+                        &origin,
+                        wh.language,
+                        wh.generator_url.as_ref(),
+                        &mut self.buf,
+                        &mut self.sent,
+                    );
+                    (len, news, next, closing, mono)
+                }
+            };
+            if len == 0 {
+                if closing {
+                    return;
+                }
+                let wait = next.map_or(Duration::from_secs(3600), |n| {
+                    Duration::from_millis(n.saturating_sub(mono).max(1))
+                });
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.stop.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
+            // A wall clock before 2020 would tell Alertmanager that every alert ended long
+            // ago: hold until the clock is set.
+            if now < clock::PLAUSIBLE_SINCE_MS {
+                if !self.failing {
+                    crate::error!(
+                        "webhook {}: clock not set (now {}): alerts held until it is",
+                        wh.name,
+                        crate::render::iso8601(now)
+                    );
+                    self.failing = true;
+                }
+                backoff_until = Some(mono + wh.retry_interval_ms.max(1000));
+                continue;
+            }
+            let count = self.sent.len();
+            let body = Bytes::copy_from_slice(&self.buf[..len]);
+            let delivered = match mode {
+                Mode::DryRun => {
+                    self.print(wh, &body);
+                    true
+                }
+                Mode::Send => self.send(wh, body, count, news).await,
+            };
+            if let Ok(mut table) = self.table.lock() {
+                if delivered {
+                    let mono = table.mono_ms();
+                    table.sent(self.peer, &self.sent, clock::now_ms(), mono);
+                    backoff_until = None;
+                } else {
+                    // Retries ran out: everything stays due; try again after a `resend`.
+                    backoff_until = Some(table.mono_ms() + wh.resend_ms.max(1000));
+                }
+            }
+            if closing && !delivered {
+                return;
+            }
+        }
+    }
+
+    async fn send(&mut self, wh: &Webhook, body: Bytes, count: usize, news: usize) -> bool {
+        let now = clock::now_ms();
+        let id = crate::service::new_event_id(now);
+        let id_text = id.to_text();
+        let head = match self.head(wh, id) {
+            Ok(h) => h,
+            Err(e) => {
+                crate::error!("webhook {}: cannot build the request: {e}", wh.name);
+                return false;
+            }
+        };
+        let what = format!(
+            "{count} alerts ({news} new or changed) to {}",
+            self.url.host_header()
+        );
+        let d = send_request(
+            &mut self.client,
+            wh,
+            &head,
+            &id_text,
+            &what,
+            news == 0,
+            body,
+            u32::MAX,
+            Some(self.stop.clone()),
+        )
+        .await;
+        if let Ok(mut st) = self.stats.lock() {
+            if d.delivered {
+                st.delivered += count as u64;
+            } else {
+                st.failed += count as u64;
+                st.last_error = d.error.clone();
+            }
+            st.retried += u64::from(d.attempts.saturating_sub(1));
+            if d.status.is_some() {
+                st.last_status = d.status;
+            }
+        }
+        if d.delivered && self.failing {
+            crate::info!(
+                "webhook {}: peer {} accepts alerts again",
+                wh.name,
+                self.url.host_header()
+            );
+            self.failing = false;
+        } else if !d.delivered && !self.failing {
+            self.failing = true;
+            let detail = format!(
+                "{}: Alertmanager peer {}: {}; its alerts are re-sent when it answers",
+                wh.name,
+                self.url.host_header(),
+                d.error.as_deref().unwrap_or("failed")
+            );
+            let _ = self.failures.try_send(Failure {
+                webhook: self.index,
+                detail,
+            });
+        }
+        d.delivered
+    }
+
+    /// The request head for this peer: its Host and `{path}/api/v2/alerts`, the batch id.
+    fn head(&self, wh: &Webhook, id: crate::event::EventId) -> Result<Head, String> {
+        let origin = super::origin(&self.cfg);
+        let event = Event::agent(EventType::Heartbeat, id, clock::now_ms(), "");
+        let ctx = super::ctx(wh, &event, &origin);
+        let mut head = Head::new(wh, &ctx)?;
+        head.retarget(&self.url, &crate::config::alertmanager_target(&self.url))?;
+        Ok(head)
+    }
+
+    fn print(&self, wh: &Webhook, body: &[u8]) {
+        use std::io::Write as _;
+        let text = format!(
+            "# webhook {} (dry run)\nPOST {} HTTP/1.1\nHost: {}\nContent-Type: application/json\nContent-Length: {}\n\n{}\n\n",
+            wh.name,
+            crate::config::alertmanager_target(&self.url),
+            self.url.host_header(),
+            body.len(),
+            String::from_utf8_lossy(body)
+        );
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+}
+
+/// A running peer lane, as the agent holds it.
+pub struct LaneHandle {
+    /// The peer.
+    pub url: Url,
+    /// Wakes the lane when the table changed.
+    pub wake: Arc<Notify>,
+    /// What it sent so far (alerts, not requests).
+    pub stats: SharedStats,
+    /// The lane's task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// An `alertmanager` webhook, running: its table and one lane per peer.
+pub struct Alerts {
+    /// The alerts.
+    pub table: SharedTable,
+    /// One per peer of `urls`.
+    pub lanes: Vec<LaneHandle>,
+}
+
+impl Alerts {
+    /// Starts a lane per peer of webhook `index`.
+    ///
+    /// # Errors
+    /// The webhook's TLS settings cannot be built.
+    pub fn spawn(
+        cfg: Arc<Config>,
+        index: usize,
+        mode: Mode,
+        failures: mpsc::Sender<Failure>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Alerts, String> {
+        let wh = &cfg.webhooks[index];
+        let tls = super::tls_for(wh)?;
+        let table = Arc::new(Mutex::new(Table::new(wh, cfg.agent.heartbeat_ms.is_some())));
+        let mut lanes = Vec::with_capacity(wh.peers.len());
+        for peer in 0..wh.peers.len().min(MAX_AM_PEERS) {
+            let stats = SharedStats::default();
+            let lane = Lane::new(
+                cfg.clone(),
+                index,
+                peer,
+                table.clone(),
+                tls.clone(),
+                failures.clone(),
+                stop.clone(),
+                stats.clone(),
+            );
+            lanes.push(LaneHandle {
+                url: wh.peers[peer].clone(),
+                wake: lane.wake.clone(),
+                stats,
+                task: tokio::spawn(lane.run(mode)),
+            });
+        }
+        Ok(Alerts { table, lanes })
+    }
+
+    /// Applies an event to the table and wakes the lanes if something became due.
+    pub fn apply(&self, e: &Event, now: u64) -> Applied {
+        let applied = match self.table.lock() {
+            Ok(mut t) => t.apply(e, now),
+            Err(_) => return Applied::default(),
+        };
+        if applied.changed {
+            self.wake();
+        }
+        applied
+    }
+
+    /// Wakes every lane.
+    pub fn wake(&self) {
+        for l in &self.lanes {
+            l.wake.notify_one();
+        }
+    }
+
+    /// Lanes send what is due, then end.
+    pub fn close(&self) {
+        if let Ok(mut t) = self.table.lock() {
+            t.close();
+        }
+        self.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventId;
+    use crate::metric::{DimValue, Metric};
+    use crate::render::alertmanager::write_time;
+
+    const T0: u64 = 1_763_800_000_000;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            r#"[agent]
+device_id = "gw-1"
+hostname = "edge"
+heartbeat = "1m"
+labels = {{ site = "north-3" }}
+[[rule]]
+name = "disk"
+metric = "disk.used_percent"
+critical = "> 95"
+warn = "> 85"
+info = "> 70"
+notify = ["am"]
+[[webhook]]
+name = "am"
+format = "alertmanager"
+urls = ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
+resend = "10s"
+{extra}
+"#
+        );
+        crate::config::parse(&text, "t.toml").expect("valid")
+    }
+
+    fn event(kind: EventType, level: Level, prev: Level, mount: &str, value: f64) -> Event {
+        let mut e = Event::agent(kind, EventId::new(T0, [1; 10]), T0, "");
+        e.rule = Some(0);
+        e.rule_name = crate::event::truncated("disk");
+        e.metric = Some(Metric::DiskUsed);
+        e.dim = DimValue::try_from(mount).unwrap();
+        e.level = level;
+        e.prev_level = prev;
+        e.value = Some(value);
+        e.threshold = Some(crate::rule::Condition {
+            op: crate::rule::Op::Gt,
+            value: match level {
+                Level::Critical => 95.0,
+                Level::Warn => 85.0,
+                Level::Info => 70.0,
+            },
+        });
+        e.first_trigger_ms = T0 - 5000;
+        e
+    }
+
+    /// The alerts due for `peer` at `mono`, as Alertmanager would parse them; marked sent.
+    fn send(t: &mut Table, cfg: &Config, peer: usize, mono: u64) -> Vec<serde_json::Value> {
+        let mut buf = vec![0u8; MAX_AM_BODY_LEN];
+        let mut sent = Vec::new();
+        let origin = crate::deliver::origin(cfg);
+        let wh = &cfg.webhooks[0];
+        let (len, _, _) = t.collect(
+            peer,
+            T0 + mono,
+            mono,
+            wh.max_batch,
+            &origin,
+            wh.language,
+            None,
+            &mut buf,
+            &mut sent,
+        );
+        if len == 0 {
+            return Vec::new();
+        }
+        t.sent(peer, &sent, T0 + mono, mono);
+        let mut alerts: Vec<serde_json::Value> =
+            serde_json::from_slice(&buf[..len]).expect("JSON array");
+        let mut at = String::new();
+        let _ = write_time(&mut at, T0 + mono);
+        for a in &mut alerts {
+            a["sentAt"] = serde_json::Value::String(at.trim_matches('"').to_string());
+        }
+        alerts
+    }
+
+    /// `alertname/severity`, and ` resolved` when `endsAt` is not in the future.
+    fn names(alerts: &[serde_json::Value]) -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| {
+                let l = &a["labels"];
+                let resolved = a["endsAt"].as_str().unwrap() <= a["sentAt"].as_str().unwrap();
+                format!(
+                    "{}/{}{}",
+                    l["alertname"].as_str().unwrap(),
+                    l["severity"].as_str().unwrap(),
+                    if resolved { " resolved" } else { "" }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_resends_escalates_and_resolves_for_every_peer() {
+        let cfg = config("");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        let warn = event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0);
+        assert!(t.apply_at(&warn, T0, 0).changed);
+        let a = send(&mut t, &cfg, 0, 0);
+        assert_eq!(names(&a), ["disk/warning"]);
+        let labels = &a[0]["labels"];
+        assert_eq!(labels["device_id"], "gw-1");
+        assert_eq!(labels["instance"], "edge");
+        assert_eq!(labels["metric"], "disk.used_percent");
+        assert_eq!(labels["mount"], "/");
+        assert_eq!(labels["site"], "north-3");
+        assert_eq!(a[0]["annotations"]["value"], "90");
+        assert_eq!(a[0]["annotations"]["threshold"], "> 85");
+        // Firing: endsAt = now + 4 × resend; startsAt = the first breach.
+        assert_eq!(a[0]["startsAt"], "2025-11-22T08:26:35.000Z");
+        assert_eq!(a[0]["endsAt"], "2025-11-22T08:27:20.000Z");
+        // Peer 0 has it until the next resend; peer 1 still waits for it.
+        assert!(send(&mut t, &cfg, 0, 1000).is_empty());
+        assert_eq!(names(&send(&mut t, &cfg, 1, 1000)), ["disk/warning"]);
+        assert_eq!(names(&send(&mut t, &cfg, 0, 10_000)), ["disk/warning"]);
+
+        // Escalation: the warning alert resolves, the critical one fires.
+        let crit = event(EventType::Alarm, Level::Critical, Level::Warn, "/", 97.0);
+        t.apply_at(&crit, T0 + 11_000, 11_000);
+        let a = send(&mut t, &cfg, 0, 11_000);
+        assert_eq!(names(&a), ["disk/warning resolved", "disk/critical"]);
+        assert_eq!(a[0]["endsAt"], "2025-11-22T08:26:51.000Z");
+
+        // Recovery: the critical alert resolves and is repeated RESOLVED_SENDS times.
+        let ok = event(
+            EventType::Recovery,
+            Level::Critical,
+            Level::Critical,
+            "/",
+            50.0,
+        );
+        t.apply_at(&ok, T0 + 12_000, 12_000);
+        let mut resolved_sends = 0;
+        for s in 0..10 {
+            let a = send(&mut t, &cfg, 0, 12_000 + s * 10_000);
+            resolved_sends += names(&a)
+                .iter()
+                .filter(|n| *n == "disk/critical resolved")
+                .count();
+        }
+        assert_eq!(resolved_sends, usize::from(RESOLVED_SENDS));
+        // Peer 1 never got the resolutions: they stay until Alertmanager's own endsAt
+        // for them passed, then go.
+        assert_eq!(t.counts().1, 2);
+        t.collect_garbage(T0 + 12_000 + 41_000);
+        assert_eq!(t.counts(), (0, 0));
+    }
+
+    #[test]
+    fn an_alarm_below_min_level_still_resolves_the_series() {
+        let cfg = config("min_level = \"warn\"");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        t.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
+            T0,
+            0,
+        );
+        send(&mut t, &cfg, 0, 0);
+        // De-escalation to INFO: not sent as an alert, but WARN must not stay firing.
+        t.apply_at(
+            &event(EventType::Alarm, Level::Info, Level::Warn, "/", 75.0),
+            T0 + 1000,
+            1000,
+        );
+        assert_eq!(
+            names(&send(&mut t, &cfg, 0, 1000)),
+            ["disk/warning resolved"]
+        );
+        assert_eq!(t.counts().0, 0);
+    }
+
+    #[test]
+    fn series_are_separate_alerts_and_no_data_has_its_own() {
+        let cfg = config("");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        t.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
+            T0,
+            0,
+        );
+        t.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/data", 91.0),
+            T0,
+            0,
+        );
+        assert_eq!(t.counts(), (2, 0));
+        let mut nd = event(EventType::NoData, Level::Warn, Level::Warn, "/data", 0.0);
+        nd.value = None;
+        t.apply_at(&nd, T0 + 1000, 1000);
+        let a = send(&mut t, &cfg, 0, 1000);
+        assert_eq!(
+            names(&a),
+            ["disk/warning", "disk/warning resolved", "disk/warning"]
+        );
+        assert_eq!(a[2]["labels"]["no_data"], "true");
+        assert_eq!(a[2]["labels"]["mount"], "/data");
+        assert_eq!(a[0]["labels"]["mount"], "/");
+    }
+
+    #[test]
+    fn heartbeat_alerts_fire_from_start_and_are_resent_with_the_rest() {
+        let cfg = config("");
+        let mut t = Table::new(&cfg.webhooks[0], true);
+        let start = Event::agent(EventType::AgentStart, EventId::new(T0, [2; 10]), T0, "");
+        t.apply_at(&start, T0, 0);
+        let a = send(&mut t, &cfg, 0, 0);
+        assert_eq!(
+            names(&a),
+            ["TocsinHeartbeat/none", "TocsinDeviceSilent/critical"]
+        );
+        // The silent alert outlives the heartbeat by a day.
+        assert_eq!(a[1]["endsAt"], "2025-11-23T08:26:40.000Z");
+        // A heartbeat event does not add a request; the next resend carries them.
+        let hb = Event::agent(EventType::Heartbeat, EventId::new(T0, [3; 10]), T0, "");
+        assert!(!t.apply_at(&hb, T0 + 3000, 3000).changed);
+        assert!(send(&mut t, &cfg, 0, 3000).is_empty());
+        assert_eq!(send(&mut t, &cfg, 0, 10_000).len(), 2);
+    }
+
+    #[test]
+    fn one_shot_alerts_go_once_to_each_peer() {
+        let cfg = config("");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        let reboot = Event::agent(EventType::Reboot, EventId::new(T0, [4; 10]), T0, "x");
+        t.apply_at(&reboot, T0, 0);
+        assert_eq!(names(&send(&mut t, &cfg, 0, 0)), ["TocsinReboot/warning"]);
+        assert!(send(&mut t, &cfg, 0, 60_000).is_empty());
+        assert_eq!(t.counts().0, 1, "peer 1 has not had it yet");
+        assert_eq!(names(&send(&mut t, &cfg, 1, 0)), ["TocsinReboot/warning"]);
+        assert_eq!(t.counts(), (0, 0));
+    }
+
+    #[test]
+    fn alerts_due_soon_ride_along_and_batches_are_bounded() {
+        let cfg = config("max_batch = 2");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        t.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/a", 90.0),
+            T0,
+            0,
+        );
+        send(&mut t, &cfg, 0, 0);
+        // Fired 6 s later, within half a resend of /a's next send: both go together from
+        // now on.
+        t.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/b", 90.0),
+            T0 + 6000,
+            6000,
+        );
+        assert_eq!(send(&mut t, &cfg, 0, 6000).len(), 2);
+        assert!(send(&mut t, &cfg, 0, 10_000).is_empty());
+        assert_eq!(send(&mut t, &cfg, 0, 16_000).len(), 2);
+        for m in ["/c", "/d", "/e"] {
+            t.apply_at(
+                &event(EventType::Alarm, Level::Warn, Level::Warn, m, 90.0),
+                T0 + 21_000,
+                21_000,
+            );
+        }
+        // Three new ones, and the two due within half a resend: five, two per request.
+        assert_eq!(send(&mut t, &cfg, 0, 21_000).len(), 2);
+        assert_eq!(send(&mut t, &cfg, 0, 21_000).len(), 2);
+        assert_eq!(send(&mut t, &cfg, 0, 21_000).len(), 1);
+        assert!(send(&mut t, &cfg, 0, 21_000).is_empty());
+    }
+
+    #[test]
+    fn a_full_table_evicts_resolved_then_lower_levels_and_reports_what_it_drops() {
+        let cfg = config("");
+        let mut t = Table::new(&cfg.webhooks[0], false);
+        for i in 0..MAX_AM_ALERTS {
+            let level = if i == 0 { Level::Info } else { Level::Critical };
+            let e = event(EventType::Alarm, level, level, &format!("/m{i}"), 99.0);
+            assert_eq!(t.apply_at(&e, T0, 0).dropped, None);
+        }
+        assert_eq!(t.entries.capacity(), MAX_AM_ALERTS);
+        let warn = event(EventType::Alarm, Level::Warn, Level::Warn, "/new", 90.0);
+        assert_eq!(
+            t.apply_at(&warn, T0, 0).dropped,
+            None,
+            "evicts the INFO one"
+        );
+        let crit = event(
+            EventType::Alarm,
+            Level::Critical,
+            Level::Critical,
+            "/x",
+            99.0,
+        );
+        // Nothing below CRITICAL but the WARN: it goes.
+        assert_eq!(t.apply_at(&crit, T0, 0).dropped, None);
+        let crit2 = event(
+            EventType::Alarm,
+            Level::Critical,
+            Level::Critical,
+            "/y",
+            99.0,
+        );
+        assert_eq!(
+            t.apply_at(&crit2, T0, 0).dropped,
+            Some(("disk".into(), "critical"))
+        );
+        assert_eq!(t.entries.capacity(), MAX_AM_ALERTS, "never grown");
+    }
+
+    #[test]
+    fn a_reload_keeps_alerts_of_unchanged_rules_and_resolves_the_others() {
+        let cfg = config("");
+        let mut old = Table::new(&cfg.webhooks[0], true);
+        old.apply_at(
+            &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
+            T0,
+            0,
+        );
+        let mut other = event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0);
+        other.rule = Some(1);
+        other.rule_name = crate::event::truncated("gone");
+        old.apply_at(&other, T0, 0);
+        let mut new = Table::new(&cfg.webhooks[0], false);
+        // Rule 0 is rule 3 now; rule 1 changed.
+        new.adopt(&mut old, &[Some(3), None], T0 + 1000);
+        assert_eq!(old.counts(), (0, 0));
+        assert_eq!(new.counts(), (1, 1));
+        assert_eq!(new.entries[0].rule, Some(3));
+        assert_eq!(
+            names(&send(&mut new, &cfg, 0, 1000)),
+            ["disk/warning", "gone/warning resolved"]
+        );
+    }
+}
