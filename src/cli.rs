@@ -3,7 +3,7 @@
 use crate::config::{self, Config};
 use crate::deliver::{self, client::Client, Mode};
 use crate::event::{Event, EventType};
-use crate::limits::MAX_BODY_LEN;
+use crate::limits::{MAX_AM_BODY_LEN, MAX_BODY_LEN};
 use crate::metric::Samples;
 use crate::render::fmt_value;
 use crate::rule::{Evaluator, Level, RuleSpec, SeriesView, Transition, TransitionKind};
@@ -427,7 +427,7 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
         None => None,
     };
     let event = example_event(cfg, r);
-    let mut buf = vec![0u8; MAX_BODY_LEN];
+    let mut buf = vec![0u8; MAX_BODY_LEN.max(MAX_AM_BODY_LEN)];
     let origin = deliver::origin(cfg);
     let ctx = deliver::ctx(wh, &event, &origin);
     match crate::render::render(wh, &ctx, &mut buf) {
@@ -450,35 +450,49 @@ async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
     let tls = deliver::tls_for(wh)?;
     let now = now_ms();
     let event = Event::agent(EventType::Test, new_event_id(now), now, "tocsin test");
-    let mut buf = vec![0u8; MAX_BODY_LEN];
+    let mut buf = vec![0u8; MAX_BODY_LEN.max(MAX_AM_BODY_LEN)];
     let origin = deliver::origin(cfg);
     let ctx = deliver::ctx(wh, &event, &origin);
     let n = crate::render::render(wh, &ctx, &mut buf).map_err(|e| e.to_string())?;
-    let mut client = Client::new(wh.url.clone(), tls, wh.egress.clone());
-    let d = deliver::deliver(
-        &mut client,
-        wh,
-        &ctx,
-        Bytes::copy_from_slice(&buf[..n]),
-        1,
-        None,
-    )
-    .await;
-    let ms = d.elapsed.as_millis();
-    match (d.delivered, d.status) {
-        (true, Some(s)) => {
-            println!(
-                "{}: HTTP {s} in {ms} ms (event {})",
-                wh.name,
-                event.id.to_text()
-            );
-            Ok(())
+    let id = event.id.to_text();
+    let mut failed = Vec::new();
+    // Every peer of an Alertmanager cluster gets it, as every alert does.
+    for url in &wh.peers {
+        let mut head = deliver::Head::new(wh, &ctx)?;
+        if wh.format == crate::config::Format::Alertmanager {
+            head.retarget(url, &crate::config::alertmanager_target(url))?;
         }
-        _ => Err(format!(
-            "{}: test failed after {ms} ms: {}",
-            wh.name,
-            d.error.unwrap_or_else(|| "unknown error".into())
-        )),
+        let mut client = Client::new(url.clone(), tls.clone(), wh.egress.clone());
+        let d = deliver::send_request(
+            &mut client,
+            wh,
+            &head,
+            &id,
+            event.kind.as_str(),
+            false,
+            Bytes::copy_from_slice(&buf[..n]),
+            1,
+            None,
+        )
+        .await;
+        let ms = d.elapsed.as_millis();
+        let to = if wh.peers.len() > 1 {
+            format!("{} ({})", wh.name, url.host_header())
+        } else {
+            wh.name.clone()
+        };
+        match (d.delivered, d.status) {
+            (true, Some(s)) => println!("{to}: HTTP {s} in {ms} ms (event {id})"),
+            _ => failed.push(format!(
+                "{to}: test failed after {ms} ms: {}",
+                d.error.unwrap_or_else(|| "unknown error".into())
+            )),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
     }
 }
 
