@@ -66,6 +66,12 @@ url = "http://127.0.0.1:9/"
 format = "hertzbeat"
 
 [[webhook]]
+name = "am"
+url = "http://127.0.0.1:9093"
+format = "alertmanager"
+generator_url = "http://127.0.0.1/g?d=${device_id}"
+
+[[webhook]]
 name = "json"
 url = "http://127.0.0.1:9/p/${device_id}?d=${dimensions}"
 format = "template"
@@ -184,6 +190,27 @@ fn every_format_survives_hostile_values() {
         assert_eq!(
             (v["tag"]["device_id"].as_str(), v["tags"]["mount"].as_str()),
             (Some(device.as_str()), Some(dim.as_str()))
+        );
+
+        // alertmanager: labels and the generator URL read back.
+        let b = rendered(&cfg, "am", &render_body);
+        let v: serde_json::Value =
+            serde_json::from_str(&b).unwrap_or_else(|err| panic!("{}: {err}: {b}", ctx_msg()));
+        assert_eq!(
+            (
+                v[0]["labels"]["device_id"].as_str(),
+                v[0]["labels"]["mount"].as_str()
+            ),
+            (Some(device.as_str()), Some(dim.as_str())),
+            "{}",
+            ctx_msg()
+        );
+        let g: hyper::Uri = v[0]["generatorURL"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            field(&form_pairs(g.query().unwrap()), "d"),
+            device,
+            "{}",
+            ctx_msg()
         );
 
         // cloudmonitor-form round-trips.

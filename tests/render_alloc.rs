@@ -66,6 +66,12 @@ headers = { X-Dev = "${device_id}" }
 body = '{"text": "${content}", "alarm": ${alarm}, "at": "${time_iso}", "site": "${labels.site}"}'
 
 [[webhook]]
+name = "alertmanager"
+url = "http://127.0.0.1:9093/"
+format = "alertmanager"
+generator_url = "http://192.168.1.1/luci?rule=${rule_id}"
+
+[[webhook]]
 name = "template-xml"
 url = "http://127.0.0.1:9/"
 format = "template"
@@ -106,7 +112,7 @@ fn rendering_allocates_nothing() {
     });
     e.times = 4;
     e.rule_times = 2;
-    let mut buf = vec![0u8; tocsin::limits::MAX_BODY_LEN];
+    let mut buf = vec![0u8; tocsin::limits::MAX_AM_BODY_LEN];
     let mut small = [0u8; 512];
     let mut total = 0usize;
     let mut report = Vec::new();
