@@ -8,9 +8,19 @@ need_apt=()
 command -v kill >/dev/null || need_apt+=(procps)
 # The "clock not set" test runs the agent under a faked clock.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_apt+=(faketime)
+# tests/alertmanager.rs runs a real Alertmanager cluster (skipped, loudly, without one).
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+    # Packages must not start services on the test machine (Alertmanager's would take
+    # port 9093): policy-rc.d 101 tells invoke-rc.d not to, for this install only.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}" ||
+        echo "tests/run.sh: could not install ${need_apt[*]}; the tests that need them will say so" >&2
 fi
 
 echo "== cargo test (default features: tls, builtin-roots)"
