@@ -388,3 +388,34 @@ fn a_dead_peer_holds_back_no_other_and_catches_up() {
     // And the live peer kept it all along.
     assert!(cluster.alert(0, "mem-high").is_some());
 }
+
+#[test]
+fn a_reload_keeps_firing_alerts_firing() {
+    let Some(binary) = alertmanager("a_reload_keeps_firing_alerts_firing") else {
+        return;
+    };
+    let dir = TempDir::new("am-reload");
+    let cluster = Cluster::start(binary, dir.path(), 1);
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let cfg = config(dir.path(), &root, &[cluster.url(0)], false);
+    let agent = Agent::start(&cfg, dir.path());
+    cluster.wait_until(0, "mem-high fires", &agent, |a| {
+        has(a, "mem-high", "critical")
+    });
+    let before = cluster.alert(0, "mem-high").unwrap();
+    // The rule keeps its state over the reload, so no new alarm comes: the table must
+    // carry the alert over, or it would stop being re-sent and end at its endsAt.
+    unsafe_kill(agent.child.id(), 1);
+    let t0 = Instant::now();
+    while !agent.log().contains("reloaded") {
+        assert!(t0.elapsed() < WAIT, "no reload:\n{}", agent.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(5000));
+    let after = cluster
+        .alert(0, "mem-high")
+        .unwrap_or_else(|| panic!("still firing 5 s after the reload:\n{}", agent.log()));
+    assert_eq!(after["startsAt"], before["startsAt"]);
+    assert!(after["endsAt"].as_str() > before["endsAt"].as_str());
+}
