@@ -191,6 +191,9 @@ pub fn main() -> ExitCode {
                     cfg.rules.len(),
                     cfg.webhooks.len()
                 );
+                for f in &cfg.includes {
+                    println!("  included {}", f.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -293,7 +296,7 @@ fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
         })
         .unwrap_or_else(|| PathBuf::from("/var/lib/tocsin"));
     let lkg = service::last_good_path(&state_dir);
-    let cfg = config::load(&lkg).ok()?;
+    let cfg = config::load_last_good(&lkg).ok()?;
     crate::error!(
         "CONFIG {} IS INVALID (errors above): running the last-known-good copy {} instead; fix the file and reload",
         config.display(),
@@ -462,6 +465,7 @@ async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
         if wh.format == crate::config::Format::Alertmanager {
             head.retarget(url, &crate::config::alertmanager_target(url))?;
         }
+        #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
         let mut client = Client::new(url.clone(), tls.clone(), wh.egress.clone());
         let d = deliver::send_request(
             &mut client,

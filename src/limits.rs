@@ -81,3 +81,5 @@ pub const DEFAULT_RESEND_MS: u64 = 60_000;
 /// Largest Alertmanager request body, in bytes: one per peer, allocated at start. A batch
 /// holds as many due alerts as fit; one alert always fits (proved at load).
 pub const MAX_AM_BODY_LEN: usize = 16 * 1024;
+/// Most files one `[agent] include` may bring in.
+pub const MAX_INCLUDES: usize = 64;

@@ -528,22 +528,61 @@ pub fn last_good_path(state_dir: &Path) -> PathBuf {
 }
 
 /// Keeps a copy of a config that validated, so a broken rollout does not take the device
-/// down at its next start. Written only when the text changed (flash wear), atomically.
-pub fn save_last_good(config: &Path, state_dir: &Path) {
+/// down at its next start: the file, and the files it included in `last-good.d/` (named
+/// `NNN-name` so their order stays). Written only when something changed (flash wear),
+/// each file atomically.
+pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
     let Ok(text) = std::fs::read(config) else {
         return;
     };
+    let mut copies = Vec::with_capacity(includes.len());
+    for (i, p) in includes.iter().enumerate() {
+        let Ok(t) = std::fs::read(p) else { return };
+        let name = p
+            .file_name()
+            .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+        copies.push((format!("{i:03}-{name}"), t));
+    }
     let dest = last_good_path(state_dir);
-    if std::fs::read(&dest).is_ok_and(|old| old == text) {
+    let dir = state_dir.join(config::LAST_GOOD_DIR);
+    let same_dir = {
+        let mut have: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        have.sort();
+        have.len() == copies.len()
+            && copies
+                .iter()
+                .zip(&have)
+                .all(|((n, t), h)| n == h && std::fs::read(dir.join(h)).is_ok_and(|o| &o == t))
+    };
+    if same_dir && std::fs::read(&dest).is_ok_and(|old| old == text) {
         return;
     }
-    let tmp = state_dir.join(".last-good.toml.tmp");
+    let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp~");
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &dest)?;
+        if !same_dir {
+            // The copies go first: a last-good.toml never names files that are not there.
+            let _ = std::fs::remove_dir_all(&dir);
+            if !copies.is_empty() {
+                std::fs::create_dir_all(&dir)?;
+                for (n, t) in &copies {
+                    put(&dir.join(n), t)?;
+                }
+                std::fs::File::open(&dir)?.sync_all()?;
+            }
+        }
+        put(&dest, &text)?;
         std::fs::File::open(state_dir)?.sync_all()
     };
     if let Err(e) = write() {
@@ -580,7 +619,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
     });
     log_rules(&cfg);
     if origin == Origin::Given && mode == Mode::Send {
-        save_last_good(&path, &cfg.agent.state_dir);
+        save_last_good(&path, &cfg.includes, &cfg.agent.state_dir);
     }
     let mut agent = Agent::new(Arc::new(cfg), mode)?;
     agent.broadcast(EventType::AgentStart, "");
@@ -635,7 +674,7 @@ pub async fn run(path: &Path, cfg: Config, mode: Mode, origin: Origin) -> Result
                                 let kept = next.adopt_rule_state(&mut agent);
                                 next.adopt_alerts(&agent);
                                 crate::info!("reloaded {} ({kept} unchanged rules kept their state)", path.display());
-                                save_last_good(&path, &next.config().agent.state_dir);
+                                save_last_good(&path, &next.config().includes, &next.config().agent.state_dir);
                                 next.broadcast(EventType::ConfigReload, "reloaded");
                                 let old = std::mem::replace(&mut agent, next);
                                 // The old outboxes finish what they hold in the background.

@@ -44,45 +44,73 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// Collects diagnostics for one source text.
+/// Collects diagnostics for a config and the files it includes.
+///
+/// Every file is parsed from its text preceded by as many spaces as the files before it
+/// are long (TOML ignores leading whitespace), so byte offsets are unique across files:
+/// an offset alone says which file, line and column it is.
 pub(crate) struct Collector<'a> {
-    file: &'a str,
-    src: &'a str,
-    pub(crate) diags: Vec<Diagnostic>,
+    /// Name, padded text, and where the file's own text starts in it.
+    files: Vec<(&'a str, &'a str, usize)>,
+    diags: Vec<(usize, Diagnostic)>,
 }
 
 impl<'a> Collector<'a> {
     pub(crate) fn new(file: &'a str, src: &'a str) -> Self {
         Collector {
-            file,
-            src,
+            files: vec![(file, src, 0)],
             diags: Vec::new(),
         }
     }
 
-    /// Records `message` at the start of `span` (a byte range of the source).
-    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, col) = line_col(self.src, span.start);
-        self.diags.push(Diagnostic {
-            file: self.file.to_string(),
-            line,
-            col,
-            message: message.into(),
-        });
+    /// Adds an included file: `padded` is its text after `base` spaces.
+    pub(crate) fn add(&mut self, file: &'a str, padded: &'a str, base: usize) {
+        self.files.push((file, padded, base));
     }
 
-    /// The source text.
-    pub(crate) fn src(&self) -> &'a str {
-        self.src
+    /// The index of the file that holds `offset`.
+    fn file_of(&self, offset: usize) -> usize {
+        self.files
+            .iter()
+            .rposition(|&(_, _, base)| base <= offset)
+            .unwrap_or(0)
+    }
+
+    /// File, line and column of `offset`.
+    pub(crate) fn locate(&self, offset: usize) -> (&'a str, usize, usize) {
+        let (file, padded, base) = self.files[self.file_of(offset)];
+        let (line, col) = line_col(&padded[base..], offset.saturating_sub(base));
+        (file, line, col)
+    }
+
+    /// Records `message` at the start of `span` (a byte range of the source).
+    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (file, line, col) = self.locate(span.start);
+        self.diags.push((
+            self.file_of(span.start),
+            Diagnostic {
+                file: file.to_string(),
+                line,
+                col,
+                message: message.into(),
+            },
+        ));
+    }
+
+    /// The (padded) text that holds `offset`: spans index it directly.
+    pub(crate) fn src_at(&self, offset: usize) -> &'a str {
+        self.files[self.file_of(offset)].1
     }
 
     pub(crate) fn finish(mut self) -> Result<(), Diagnostics> {
         if self.diags.is_empty() {
             return Ok(());
         }
-        self.diags.sort_by_key(|d| (d.line, d.col));
+        self.diags.sort_by_key(|(f, d)| (*f, d.line, d.col));
         self.diags.dedup();
-        Err(Diagnostics(self.diags))
+        Err(Diagnostics(
+            self.diags.into_iter().map(|(_, d)| d).collect(),
+        ))
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[[webhook]]`, at most [`MAX_WEBHOOKS`].
     pub webhooks: Vec<Webhook>,
+    /// The files `[agent] include` brought in, in the order they were merged.
+    pub includes: Vec<PathBuf>,
 }
 
 /// `[agent]`.
@@ -320,9 +322,36 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 /// # Errors
 /// Every problem found, each with file, line and column.
 pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
-    let mut c = Collector::new(file, src);
+    parse_with(src, file, None)
+}
+
+/// Reads the last-known-good copy at `path`: its included files are the copies in
+/// `last-good.d/` beside it, not what the include pattern matches today.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.display().to_string(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read config: {e}"),
+        }])
+    })?;
+    let dir = path.with_file_name(LAST_GOOD_DIR);
+    parse_with(&text, &path.display().to_string(), Some(&dir))
+}
+
+/// The directory, beside `last-good.toml`, that holds copies of the files it included.
+pub const LAST_GOOD_DIR: &str = "last-good.d";
+
+/// [`parse`]; with `include_dir`, the included files are every `*.toml` there instead of
+/// what `[agent] include` matches.
+fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Config, Diagnostics> {
     let (doc, parse_errors) = DeTable::parse_recoverable(src);
     if !parse_errors.is_empty() {
+        let mut c = Collector::new(file, src);
         for e in parse_errors {
             let span = e.span().unwrap_or(0..0);
             c.error(span, e.message().trim().to_string());
@@ -330,26 +359,51 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
         return Err(c.finish().expect_err("errors were recorded"));
     }
     let doc = doc.get_ref();
-    check_keys(
-        &mut c,
-        doc,
-        &["agent", "rule", "webhook"],
-        &[],
-        "the top level",
-    );
-
-    let agent = match find(doc, "agent") {
-        Some((_, v)) => match v.get_ref().as_table() {
-            Some(t) => parse_agent(&mut c, t),
-            None => {
-                c.error(v.span(), "`agent` must be a table: [agent]");
-                parse_agent(&mut c, &DeTable::new())
+    // `include`: every file is parsed after as many spaces as the files before it are long,
+    // so that a span says which file it is in (see `Collector`).
+    let (found, include_errors) = read_includes(doc, file, include_dir);
+    let mut padded: Vec<(String, String, usize)> = Vec::with_capacity(found.len());
+    let mut base = src.len() + 1;
+    for (name, text) in found {
+        let len = text.len();
+        padded.push((name, " ".repeat(base) + &text, base));
+        base += len + 1;
+    }
+    let mut c = Collector::new(file, src);
+    for (span, m) in include_errors {
+        c.error(span, m);
+    }
+    let mut docs = vec![doc.clone()];
+    for (name, text, at) in &padded {
+        c.add(name, text, *at);
+        let (d, errors) = DeTable::parse_recoverable(text);
+        if errors.is_empty() {
+            docs.push(d.into_inner());
+        } else {
+            for e in errors {
+                c.error(e.span().unwrap_or(*at..*at), e.message().trim().to_string());
             }
-        },
-        None => parse_agent(&mut c, &DeTable::new()),
-    };
+        }
+    }
+    if !padded.is_empty() && docs.len() < padded.len() + 1 {
+        return Err(c.finish().expect_err("errors were recorded"));
+    }
+    for d in &docs {
+        check_keys(
+            &mut c,
+            d,
+            &["agent", "rule", "webhook"],
+            &[],
+            "the top level",
+        );
+    }
+    let agent_table = merged_agent(&mut c, &docs);
+    let agent = parse_agent(&mut c, &agent_table);
 
-    let webhook_tables = array_of_tables(&mut c, doc, "webhook");
+    let webhook_tables: Vec<_> = docs
+        .iter()
+        .flat_map(|d| array_of_tables(&mut c, d, "webhook"))
+        .collect();
     if webhook_tables.len() > MAX_WEBHOOKS {
         c.error(
             webhook_tables[MAX_WEBHOOKS].1.clone(),
@@ -358,7 +412,7 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
     }
     // Names first, so that `notify` and duplicate checks do not depend on whether a
     // table has other errors (which would bury the real error under follow-ons).
-    let webhook_names = names(&mut c, src, &webhook_tables, "webhook");
+    let webhook_names = names(&mut c, &webhook_tables, "webhook");
     let mut webhooks = Vec::new();
     let mut webhook_spans = Vec::new();
     for (t, span) in &webhook_tables {
@@ -368,14 +422,17 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
         }
     }
 
-    let rule_tables = array_of_tables(&mut c, doc, "rule");
+    let rule_tables: Vec<_> = docs
+        .iter()
+        .flat_map(|d| array_of_tables(&mut c, d, "rule"))
+        .collect();
     if rule_tables.len() > MAX_RULES {
         c.error(
             rule_tables[MAX_RULES].1.clone(),
             format!("too many rules: the limit is {MAX_RULES}"),
         );
     }
-    let rule_names = names(&mut c, src, &rule_tables, "rule");
+    let rule_names = names(&mut c, &rule_tables, "rule");
     let mut rules: Vec<Rule> = Vec::new();
     let mut probes: Vec<(Probe, Range<usize>)> = Vec::new();
     for (t, span) in &rule_tables {
@@ -388,7 +445,7 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
         }
     }
     if webhooks.iter().any(|w| w.format == Format::Alertmanager) {
-        check_alertmanager_labels(&mut c, doc);
+        check_alertmanager_labels(&mut c, &agent_table);
     }
     // Every payload is proved valid and within its buffer before the agent may run.
     let longest = render::check::longest(rule_names.iter().map(|(n, _)| n.as_str()));
@@ -400,6 +457,10 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
         agent,
         rules,
         webhooks,
+        includes: padded
+            .into_iter()
+            .map(|(f, _, _)| PathBuf::from(f))
+            .collect(),
     })
 }
 
@@ -497,13 +558,174 @@ fn prove_webhook(
     }
 }
 
+// ---- include -----------------------------------------------------------------------------
+
+/// A problem at a span, found before the diagnostics collector exists.
+type Problem = (Range<usize>, String);
+
+/// The files `[agent] include` of `doc` names, read: (name, text), in order; and the
+/// problems, at spans of `doc`. A relative pattern is relative to `file`'s directory; the
+/// last path component may hold `*` and `?`; files are taken in name order.
+fn read_includes(
+    doc: &DeTable,
+    file: &str,
+    include_dir: Option<&Path>,
+) -> (Vec<(String, String)>, Vec<Problem>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let Some((_, v)) = find(doc, "agent")
+        .and_then(|(_, a)| a.get_ref().as_table())
+        .and_then(|a| find(a, "include"))
+    else {
+        return (out, errors);
+    };
+    let patterns: Vec<(String, Range<usize>)> = match v.get_ref() {
+        DeValue::String(s) => vec![(s.to_string(), v.span())],
+        DeValue::Array(a) if a.iter().all(|x| x.get_ref().as_str().is_some()) => a
+            .iter()
+            .map(|x| (x.get_ref().as_str().unwrap_or("").to_string(), x.span()))
+            .collect(),
+        _ => {
+            errors.push((
+                v.span(),
+                "`include` must be a path pattern (\"/etc/tocsin/conf.d/*.toml\") or an array of them".into(),
+            ));
+            return (out, errors);
+        }
+    };
+    let here = Path::new(file).parent().unwrap_or(Path::new(""));
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for (pattern, span) in patterns {
+        let full = match include_dir {
+            Some(dir) => dir.join("*.toml"),
+            None => here.join(&pattern),
+        };
+        let (dir, glob) = match (full.parent(), full.file_name().and_then(|n| n.to_str())) {
+            (Some(d), Some(g)) if !g.is_empty() => (d.to_path_buf(), g.to_string()),
+            _ => {
+                errors.push((span, format!("`include` = \"{pattern}\" names no file")));
+                continue;
+            }
+        };
+        if dir.to_string_lossy().contains(['*', '?']) {
+            errors.push((
+                span,
+                "`include`: only the last path component may hold * or ?".into(),
+            ));
+            continue;
+        }
+        // A directory that does not exist is an empty conf.d.
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.') && crate::rule::glob_match(&glob, n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        for n in names {
+            let path = dir.join(&n);
+            if path.is_dir() || seen.contains(&path) {
+                continue;
+            }
+            seen.push(path.clone());
+            if seen.len() > MAX_INCLUDES {
+                errors.push((
+                    span.clone(),
+                    format!("`include` matches more than {MAX_INCLUDES} files"),
+                ));
+                return (out, errors);
+            }
+            match std::fs::read(&path) {
+                Err(e) => errors.push((
+                    span.clone(),
+                    format!("cannot read included {}: {e}", path.display()),
+                )),
+                Ok(b) if b.len() > MAX_CONFIG_LEN => errors.push((
+                    span.clone(),
+                    format!(
+                        "included {} is {} bytes; the limit is {MAX_CONFIG_LEN}",
+                        path.display(),
+                        b.len()
+                    ),
+                )),
+                Ok(b) => match String::from_utf8(b) {
+                    Ok(text) => out.push((path.display().to_string(), text)),
+                    Err(_) => errors.push((
+                        span.clone(),
+                        format!("included {} is not valid UTF-8", path.display()),
+                    )),
+                },
+            }
+        }
+    }
+    (out, errors)
+}
+
+/// The `[agent]` tables of every file as one: a key set in two files is an error at the
+/// second naming the first; `labels` merge per label; `include` only in the main file.
+fn merged_agent<'i>(c: &mut Collector, docs: &[DeTable<'i>]) -> DeTable<'i> {
+    let mut merged = DeTable::new();
+    let mut labels: Option<(Range<usize>, Range<usize>, DeTable<'i>)> = None;
+    for (i, d) in docs.iter().enumerate() {
+        let Some((_, v)) = find(d, "agent") else {
+            continue;
+        };
+        let Some(t) = v.get_ref().as_table() else {
+            c.error(v.span(), "`agent` must be a table: [agent]");
+            continue;
+        };
+        for (k, val) in t.iter() {
+            let key = k.get_ref().as_ref();
+            if key == "include" && i > 0 {
+                c.error(k.span(), "`include` may stand only in the main config file");
+                continue;
+            }
+            if let (Some(new), "labels") = (val.get_ref().as_table(), key) {
+                let (_, _, all) =
+                    labels.get_or_insert_with(|| (k.span(), val.span(), DeTable::new()));
+                for (lk, lv) in new.iter() {
+                    if let Some((first, _)) = all.get_key_value(lk.get_ref().as_ref()) {
+                        let (file, line, col) = c.locate(first.span().start);
+                        c.error(
+                            lk.span(),
+                            format!(
+                                "label `{}` is already set at {file}:{line}:{col}",
+                                lk.get_ref()
+                            ),
+                        );
+                    } else {
+                        all.insert(lk.clone(), lv.clone());
+                    }
+                }
+                continue;
+            }
+            if let Some((first, _)) = merged.get_key_value(key) {
+                let (file, line, col) = c.locate(first.span().start);
+                c.error(
+                    k.span(),
+                    format!("`{key}` is already set at {file}:{line}:{col}"),
+                );
+                continue;
+            }
+            merged.insert(k.clone(), val.clone());
+        }
+    }
+    if let Some((kspan, vspan, all)) = labels {
+        merged.insert(
+            Spanned::new(kspan, "labels".into()),
+            Spanned::new(vspan, DeValue::Table(all)),
+        );
+    }
+    merged
+}
+
 // ---- the walker ------------------------------------------------------------------------
 
 /// The `name` of each table (those that have a string one), reporting duplicates at the
 /// second occurrence.
 fn names(
     c: &mut Collector,
-    src: &str,
     tables: &[(&DeTable, Range<usize>)],
     what: &str,
 ) -> Vec<(String, Range<usize>)> {
@@ -516,10 +738,15 @@ fn names(
             continue;
         };
         if let Some((_, first)) = out.iter().find(|(n, _)| n == name) {
-            let (line, _) = diag::line_col(src, first.start);
+            let (file, line, col) = c.locate(first.start);
+            let at = if file == c.locate(v.span().start).0 {
+                format!("on line {line}")
+            } else {
+                format!("at {file}:{line}:{col}")
+            };
             c.error(
                 v.span(),
-                format!("duplicate {what} name `{name}` (first defined on line {line})"),
+                format!("duplicate {what} name `{name}` (first defined {at})"),
             );
         }
         out.push((name.to_string(), v.span()));
@@ -740,6 +967,7 @@ fn valid_name(c: &mut Collector, name: &str, span: Range<usize>, what: &str) -> 
 // ---- [agent] ---------------------------------------------------------------------------
 
 const AGENT_KEYS: &[&str] = &[
+    "include",
     "device_id",
     "hostname",
     "interval",
@@ -752,7 +980,7 @@ const AGENT_KEYS: &[&str] = &[
 ];
 
 fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
-    check_keys(c, t, AGENT_KEYS, &["include"], "[agent]");
+    check_keys(c, t, AGENT_KEYS, &[], "[agent]");
     let root = PathBuf::from(get_path(c, t, "root").unwrap_or("/"));
     let hostname = match get_str(c, t, "hostname") {
         Some((s, span)) if s != "auto" => {
@@ -1853,12 +2081,8 @@ fn parse_webhook(
 }
 
 /// Fleet labels become Alertmanager labels: they may not take the name of one tocsin sets.
-fn check_alertmanager_labels(c: &mut Collector, doc: &DeTable) {
-    let Some(labels) = find(doc, "agent")
-        .and_then(|(_, a)| a.get_ref().as_table())
-        .and_then(|a| find(a, "labels"))
-        .and_then(|(_, l)| l.get_ref().as_table())
-    else {
+fn check_alertmanager_labels(c: &mut Collector, agent: &DeTable) {
+    let Some(labels) = find(agent, "labels").and_then(|(_, l)| l.get_ref().as_table()) else {
         return;
     };
     for (k, _) in labels.iter() {
@@ -1965,7 +2189,8 @@ fn template_at(
     match Template::parse(text, labels) {
         Ok(t) => Some(t),
         Err(e) => {
-            let pos = value_offset(c.src(), &span, base + e.offset).unwrap_or(span.start);
+            let pos =
+                value_offset(c.src_at(span.start), &span, base + e.offset).unwrap_or(span.start);
             c.error(pos..pos, e.message);
             None
         }

@@ -318,3 +318,132 @@ fn device_id_auto_reads_machine_id_then_the_first_mac() {
     assert_eq!((e[0].line, e[0].col), (4, 13));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A temp dir with `files` (relative path, text); removed on drop.
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new(tag: &str, files: &[(&str, &str)]) -> Files {
+        let dir = std::env::temp_dir().join(format!("tocsin-inc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (rel, text) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Files(dir)
+    }
+
+    fn load(&self) -> Result<Config, Diagnostics> {
+        load(&self.0.join("tocsin.toml"))
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const FLEET: &str = r#"[agent]
+hostname = "h"
+include = "conf.d/*.toml"
+labels = { site = "north-3" }
+
+[[rule]]
+name = "mem"
+metric = "mem.used_percent"
+critical = "> 95"
+notify = ["ops"]
+"#;
+
+const DEVICE: &str = r#"[agent]
+device_id = "gw-7"
+labels = { customer = "acme" }
+
+[[webhook]]
+name = "ops"
+url = "http://127.0.0.1:9/"
+format = "hertzbeat"
+"#;
+
+#[test]
+fn included_files_merge_in_name_order_relative_to_the_main_file() {
+    let f = Files::new(
+        "merge",
+        &[
+            ("tocsin.toml", FLEET),
+            ("conf.d/20-device.toml", DEVICE),
+            (
+                "conf.d/10-more.toml",
+                "[[rule]]\nname = \"load\"\nmetric = \"load.1\"\nwarn = \"> 4\"\nnotify = [\"ops\"]\n",
+            ),
+            ("conf.d/notes.txt", "not toml"),
+        ],
+    );
+    let cfg = f.load().unwrap();
+    assert_eq!(cfg.agent.device_id, "gw-7");
+    assert_eq!(
+        cfg.agent.labels,
+        vec![
+            ("site".to_string(), "north-3".to_string()),
+            ("customer".to_string(), "acme".to_string())
+        ]
+    );
+    let names: Vec<&str> = cfg.rules.iter().map(|r| r.spec.name.as_str()).collect();
+    assert_eq!(names, ["mem", "load"]);
+    // A rule of one file notifies a webhook of another.
+    assert_eq!(cfg.rules[0].notify, vec![0]);
+    let inc: Vec<String> = cfg
+        .includes
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(inc, ["10-more.toml", "20-device.toml"]);
+}
+
+#[test]
+fn conflicts_across_files_name_both_places() {
+    let f = Files::new(
+        "conflict",
+        &[
+            ("tocsin.toml", FLEET),
+            ("conf.d/10-device.toml", DEVICE),
+            (
+                "conf.d/20-again.toml",
+                "[agent]\nhostname = \"x\"\nlabels = { site = \"south\" }\ninclude = \"y/*\"\n\n[[webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/\"\nformat = \"hertzbeat\"\n",
+            ),
+        ],
+    );
+    let d = f.load().unwrap_err().to_string();
+    let main = f.0.join("tocsin.toml").display().to_string();
+    let dev = f.0.join("conf.d/10-device.toml").display().to_string();
+    let again = f.0.join("conf.d/20-again.toml").display().to_string();
+    let want = [
+        format!("{again}:2:1: `hostname` is already set at {main}:2:1"),
+        format!("{again}:3:12: label `site` is already set at {main}:4:12"),
+        format!("{again}:4:1: `include` may stand only in the main config file"),
+        format!("{again}:7:8: duplicate webhook name `ops` (first defined at {dev}:6:8)"),
+    ];
+    for w in &want {
+        assert!(d.contains(w.as_str()), "missing {w} in:\n{d}");
+    }
+}
+
+#[test]
+fn an_empty_or_missing_conf_d_is_no_error_and_errors_in_included_files_point_there() {
+    let f = Files::new("empty", &[("tocsin.toml", &FLEET.replace("ops", "x"))]);
+    let d = f.load().unwrap_err().to_string();
+    // Nothing included: the rule's webhook is unknown, in the main file.
+    assert!(d.contains("tocsin.toml:10:"), "{d}");
+    let f = Files::new(
+        "syntax",
+        &[
+            ("tocsin.toml", FLEET),
+            ("conf.d/10-device.toml", "[agent]\ndevice_id = \n"),
+        ],
+    );
+    let d = f.load().unwrap_err().to_string();
+    let dev = f.0.join("conf.d/10-device.toml").display().to_string();
+    assert!(d.starts_with(&format!("{dev}:2:")), "{d}");
+}

@@ -770,6 +770,7 @@ impl Alerts {
         let mut lanes = Vec::with_capacity(wh.peers.len());
         for peer in 0..wh.peers.len().min(MAX_AM_PEERS) {
             let stats = SharedStats::default();
+            #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
             let lane = Lane::new(
                 cfg.clone(),
                 index,
