@@ -419,3 +419,71 @@ fn a_reload_keeps_firing_alerts_firing() {
     assert_eq!(after["startsAt"], before["startsAt"]);
     assert!(after["endsAt"].as_str() > before["endsAt"].as_str());
 }
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A router without RTC boots in the past: alerts stamped then would reach Alertmanager
+/// already ended. They are held until the clock is set, then sent with plausible times.
+/// (A plain receiver stands in for Alertmanager: this needs no Alertmanager binary.)
+#[test]
+fn alerts_wait_for_the_clock_to_be_set() {
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime");
+        return;
+    }
+    let dir = TempDir::new("am-clock");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    let base = rcv.url("/am").trim_end_matches('/').to_string();
+    let cfg = config(dir.path(), &root, &[base], false);
+    let clock = dir.path().join("clock");
+    std::fs::write(&clock, "2001-01-01 00:00:00\n").unwrap();
+    let stderr = dir.path().join("agent.stderr");
+    let child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .env("LD_PRELOAD", FAKETIME)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut agent = Agent { child, stderr };
+    let t0 = Instant::now();
+    while !agent.log().contains("clock not set") {
+        assert!(t0.elapsed() < WAIT, "{}", agent.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(1000));
+    assert!(
+        rcv.received().is_empty(),
+        "nothing is sent under a 2001 clock"
+    );
+    // NTP sets the clock.
+    let now = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M:%S"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(&clock, &now).unwrap();
+    let got = rcv.wait_for(WAIT, "the held alert", |r| !r.is_empty());
+    agent.stop();
+    assert_eq!(got[0].target, "/am/api/v2/alerts");
+    let alerts = got[0].json();
+    let a = &alerts[0];
+    assert_eq!(a["labels"]["alertname"], "mem-high");
+    let year = &now[..4];
+    for t in ["startsAt", "endsAt"] {
+        assert!(
+            a[t].as_str().unwrap().starts_with(year),
+            "{t} is a real time, not 2001: {a:#}"
+        );
+    }
+    assert!(a["endsAt"].as_str() > a["startsAt"].as_str(), "{a:#}");
+}

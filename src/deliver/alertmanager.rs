@@ -94,6 +94,15 @@ impl Entry {
     }
 
     fn alert(&self, now: u64, resend_ms: u64) -> Alert<'_> {
+        // Times taken before the clock was set (a router without RTC boots in 1970 or at
+        // its firmware's date) say nothing: the first plausible time stands in for them.
+        let plausible = |t: u64| {
+            if t < clock::PLAUSIBLE_SINCE_MS {
+                now
+            } else {
+                t
+            }
+        };
         Alert {
             name: self.name,
             severity: match self.name {
@@ -101,8 +110,8 @@ impl Entry {
                 n => n.severity(self.level),
             },
             event: &self.event,
-            starts_ms: self.starts_ms,
-            ends_ms: self.ends_ms(now, resend_ms),
+            starts_ms: plausible(self.starts_ms),
+            ends_ms: plausible(self.ends_ms(now, resend_ms)),
             resolved: self.resolved_ms.is_some(),
         }
     }
@@ -527,6 +536,8 @@ pub struct Lane {
     stats: SharedStats,
     /// The last request failed (reported once per outage).
     failing: bool,
+    /// Alerts are held because the wall clock is not set (logged once per episode).
+    clock_held: bool,
 }
 
 impl Lane {
@@ -557,6 +568,7 @@ impl Lane {
             stop,
             stats,
             failing: false,
+            clock_held: false,
             cfg,
         }
     }
@@ -610,17 +622,18 @@ impl Lane {
             // A wall clock before 2020 would tell Alertmanager that every alert ended long
             // ago: hold until the clock is set.
             if now < clock::PLAUSIBLE_SINCE_MS {
-                if !self.failing {
+                if !self.clock_held {
                     crate::error!(
                         "webhook {}: clock not set (now {}): alerts held until it is",
                         wh.name,
                         crate::render::iso8601(now)
                     );
-                    self.failing = true;
+                    self.clock_held = true;
                 }
                 backoff_until = Some(mono + wh.retry_interval_ms.max(1000));
                 continue;
             }
+            self.clock_held = false;
             let count = self.sent.len();
             let body = Bytes::copy_from_slice(&self.buf[..len]);
             let delivered = match mode {
