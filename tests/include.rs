@@ -106,6 +106,35 @@ fn check_names_both_files_of_a_conflict() {
     );
 }
 
+/// `check -c tocsin.toml` in the config's own directory with `include = "*.toml"`: the
+/// pattern reads the current directory (it used to read nothing and pass), and the main
+/// file, which the pattern matches too, is not merged with itself.
+#[test]
+fn a_pattern_beside_a_bare_config_name_reads_the_current_directory_but_not_the_main_file() {
+    let dir = TempDir::new("inc-bare");
+    put(
+        dir.path(),
+        "tocsin.toml",
+        "[agent]\nhostname = \"edge\"\ninclude = \"*.toml\"\n",
+    );
+    put(
+        dir.path(),
+        "dev.toml",
+        "[agent]\nhostname = \"again\"\n\n[[rule]]\nname = \"m\"\nmetric = \"mem.used_percent\"\nwarn = \"> 1\"\nnotify = [\"nowhere\"]\n",
+    );
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "tocsin.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "dev.toml:2:1: `hostname` is already set at tocsin.toml:2:1\n\
+         dev.toml:8:11: `notify` names webhook `nowhere`, which is not defined by any [[webhook]]\n"
+    );
+}
+
 #[test]
 fn reload_reads_conf_d_again_and_the_fallback_keeps_its_own_copies() {
     let dir = TempDir::new("inc-reload");

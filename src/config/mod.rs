@@ -594,6 +594,9 @@ fn read_includes(
         }
     };
     let here = Path::new(file).parent().unwrap_or(Path::new(""));
+    // A pattern may match the main file itself (`include = "*.toml"` beside it): it is
+    // read already, so it is skipped, not merged with itself.
+    let main = same_file_id(Path::new(file));
     let mut seen: Vec<PathBuf> = Vec::new();
     for (pattern, span) in patterns {
         let full = match include_dir {
@@ -614,8 +617,14 @@ fn read_includes(
             ));
             continue;
         }
-        // A directory that does not exist is an empty conf.d.
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
+        // A directory that does not exist is an empty conf.d. `-c tocsin.toml` with
+        // `include = "*.toml"` leaves the directory empty: that is the current one.
+        let list = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        };
+        let mut names: Vec<String> = std::fs::read_dir(list)
             .map(|rd| {
                 rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
                     .filter(|n| !n.starts_with('.') && crate::rule::glob_match(&glob, n))
@@ -625,7 +634,10 @@ fn read_includes(
         names.sort();
         for n in names {
             let path = dir.join(&n);
-            if path.is_dir() || seen.contains(&path) {
+            if path.is_dir()
+                || seen.contains(&path)
+                || main.is_some_and(|m| same_file_id(&path) == Some(m))
+            {
                 continue;
             }
             seen.push(path.clone());
@@ -660,6 +672,12 @@ fn read_includes(
         }
     }
     (out, errors)
+}
+
+/// Device and inode of `path`: two names of one file have the same.
+fn same_file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The `[agent]` tables of every file as one: a key set in two files is an error at the
