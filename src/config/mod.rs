@@ -729,7 +729,9 @@ fn merged_agent<'i>(c: &mut Collector, docs: &[DeTable<'i>]) -> DeTable<'i> {
             merged.insert(k.clone(), val.clone());
         }
     }
-    if let Some((kspan, vspan, all)) = labels {
+    // A `labels` that is not a table went in as a plain key: it stays, so that its error
+    // is reported rather than hidden under the other files' labels.
+    if let Some((kspan, vspan, all)) = labels.filter(|_| !merged.contains_key("labels")) {
         merged.insert(
             Spanned::new(kspan, "labels".into()),
             Spanned::new(vspan, DeValue::Table(all)),

@@ -447,3 +447,23 @@ fn an_empty_or_missing_conf_d_is_no_error_and_errors_in_included_files_point_the
     let dev = f.0.join("conf.d/10-device.toml").display().to_string();
     assert!(d.starts_with(&format!("{dev}:2:")), "{d}");
 }
+
+#[test]
+fn a_labels_that_is_not_a_table_is_reported_when_another_file_sets_labels() {
+    // The per-label merge set the other file's table aside and wrote it over this one at
+    // the end, so the error was lost and the config passed.
+    let f = Files::new(
+        "labels-type",
+        &[
+            (
+                "tocsin.toml",
+                &FLEET.replace("{ site = \"north-3\" }", "\"north-3\""),
+            ),
+            ("conf.d/10-device.toml", DEVICE),
+        ],
+    );
+    let d = f.load().unwrap_err().to_string();
+    let main = f.0.join("tocsin.toml").display().to_string();
+    assert!(d.starts_with(&format!("{main}:4:10: ")), "{d}");
+    assert_eq!(d.lines().count(), 1, "{d}");
+}
