@@ -563,7 +563,10 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
         return;
     }
     let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp~");
+        // A dot file: one left by a crash is never read back as an included copy.
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(path.file_name().unwrap_or_default());
+        let tmp = path.with_file_name(tmp);
         let mut f = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut f, bytes)?;
         f.sync_all()?;

@@ -181,3 +181,22 @@ fn reload_reads_conf_d_again_and_the_fallback_keeps_its_own_copies() {
         "{log}"
     );
 }
+
+/// The fallback keeps an included file whatever its name: `include = "conf.d/*"` may bring
+/// in `10-device.conf`, and the copy of it must be read back.
+#[test]
+fn the_fallback_reads_back_included_files_not_named_toml() {
+    let dir = TempDir::new("inc-lkg-name");
+    let cfg = fleet(dir.path(), dir.path(), "http://127.0.0.1:9/");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("conf.d/*.toml", "conf.d/*")).unwrap();
+    put(dir.path(), "conf.d/10-device.conf", DEVICE);
+    let loaded = tocsin::config::load(&cfg).unwrap();
+    assert_eq!(loaded.rules.len(), 1);
+    let state = dir.path().join("state");
+    tocsin::service::save_last_good(&cfg, &loaded.includes, &state);
+    let lkg = tocsin::config::load_last_good(&tocsin::service::last_good_path(&state)).unwrap();
+    assert_eq!(lkg.agent.device_id, "gw-7");
+    assert_eq!(lkg.rules.len(), 1);
+    assert_eq!(lkg.includes.len(), 1);
+}

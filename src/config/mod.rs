@@ -346,7 +346,7 @@ pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
 /// The directory, beside `last-good.toml`, that holds copies of the files it included.
 pub const LAST_GOOD_DIR: &str = "last-good.d";
 
-/// [`parse`]; with `include_dir`, the included files are every `*.toml` there instead of
+/// [`parse`]; with `include_dir`, the included files are every file there instead of
 /// what `[agent] include` matches.
 fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Config, Diagnostics> {
     let (doc, parse_errors) = DeTable::parse_recoverable(src);
@@ -600,7 +600,9 @@ fn read_includes(
     let mut seen: Vec<PathBuf> = Vec::new();
     for (pattern, span) in patterns {
         let full = match include_dir {
-            Some(dir) => dir.join("*.toml"),
+            // Every copy, whatever the pattern matched (`conf.d/*` may bring `x.conf`);
+            // unfinished copies are dot files, which are never read.
+            Some(dir) => dir.join("*"),
             None => here.join(&pattern),
         };
         let (dir, glob) = match (full.parent(), full.file_name().and_then(|n| n.to_str())) {
