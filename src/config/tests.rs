@@ -467,3 +467,28 @@ fn a_labels_that_is_not_a_table_is_reported_when_another_file_sets_labels() {
     assert!(d.starts_with(&format!("{main}:4:10: ")), "{d}");
     assert_eq!(d.lines().count(), 1, "{d}");
 }
+
+#[test]
+fn the_size_limit_is_for_all_files_together() {
+    let big = format!("# {}\n", "x".repeat(MAX_CONFIG_LEN / 2));
+    let f = Files::new(
+        "total",
+        &[
+            ("tocsin.toml", FLEET),
+            ("conf.d/10-device.toml", DEVICE),
+            ("conf.d/20-big.toml", &big),
+            ("conf.d/30-big.toml", &big),
+        ],
+    );
+    let d = f.load().unwrap_err().to_string();
+    let main = f.0.join("tocsin.toml").display().to_string();
+    let second = f.0.join("conf.d/30-big.toml").display().to_string();
+    let total = FLEET.len() + DEVICE.len() + 2 * big.len();
+    assert_eq!(
+        d,
+        format!(
+            "{main}:3:11: included {second} brings the config to {total} bytes; \
+             the limit for all files together is {MAX_CONFIG_LEN}"
+        )
+    );
+}
