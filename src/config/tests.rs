@@ -492,3 +492,37 @@ fn the_size_limit_is_for_all_files_together() {
         )
     );
 }
+
+#[test]
+fn an_array_of_patterns_a_rule_defined_twice_and_an_unreadable_file_name_their_places() {
+    let f = Files::new(
+        "array",
+        &[
+            (
+                "tocsin.toml",
+                &FLEET.replace(
+                    "\"conf.d/*.toml\"",
+                    "[\"conf.d/*.toml\", \"more/?-*.toml\"]",
+                ),
+            ),
+            ("conf.d/10-device.toml", DEVICE),
+            (
+                "more/1-rule.toml",
+                "\n[[rule]]\nname = \"mem\"\nmetric = \"load.1\"\nwarn = \"> 4\"\n",
+            ),
+            ("more/10-skipped.toml", "not toml"),
+        ],
+    );
+    std::fs::write(f.0.join("more/2-bad.toml"), b"# \xff\n").unwrap();
+    let d = f.load().unwrap_err().to_string();
+    let main = f.0.join("tocsin.toml").display().to_string();
+    let rule = f.0.join("more/1-rule.toml").display().to_string();
+    let bad = f.0.join("more/2-bad.toml").display().to_string();
+    assert_eq!(
+        d,
+        format!(
+            "{main}:3:29: included {bad} is not valid UTF-8\n\
+             {rule}:3:8: duplicate rule name `mem` (first defined at {main}:7:8)"
+        )
+    );
+}
