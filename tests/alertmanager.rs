@@ -5,213 +5,26 @@
 
 mod common;
 
+use common::am::{self, Cluster};
 use common::*;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The binary, or a loud note that the test is skipped.
-fn alertmanager(test: &str) -> Option<&'static str> {
-    if Path::new(BINARY).exists() {
-        return Some(BINARY);
-    }
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {BINARY} is not installed\n\
-         !!! (bash tests/run.sh installs Debian's prometheus-alertmanager)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Alertmanager's config: everything to a receiver that notifies nobody, and the inhibit
-/// rule README "Fleet" documents.
-const AM_CONFIG: &str = r#"
-route:
-  receiver: "null"
-  group_by: [alertname, device_id]
-  group_wait: 1s
-receivers:
-  - name: "null"
-inhibit_rules:
-  - source_matchers: [alertname="TocsinHeartbeat"]
-    target_matchers: [alertname="TocsinDeviceSilent"]
-    equal: [device_id]
-"#;
-
-struct Peer {
-    web: u16,
-    gossip: u16,
-    storage: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-/// A cluster of Alertmanagers on loopback; every process is killed on drop.
-struct Cluster {
-    binary: &'static str,
-    dir: PathBuf,
-    peers: Vec<Peer>,
-}
-
-impl Cluster {
-    fn start(binary: &'static str, dir: &Path, n: usize) -> Cluster {
-        std::fs::write(dir.join("am.yml"), AM_CONFIG).unwrap();
-        let peers = (0..n)
-            .map(|i| Peer {
-                web: free_port(),
-                gossip: free_port(),
-                storage: dir.join(format!("am{i}")),
-                log: dir.join(format!("am{i}.log")),
-                child: None,
-            })
-            .collect();
-        let mut c = Cluster {
-            binary,
-            dir: dir.to_path_buf(),
-            peers,
-        };
-        for i in 0..n {
-            c.spawn(i);
-        }
-        for i in 0..n {
-            c.wait_ready(i);
-        }
-        c
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let others: Vec<String> = (0..self.peers.len())
-            .filter(|&j| j != i)
-            .map(|j| format!("--cluster.peer=127.0.0.1:{}", self.peers[j].gossip))
-            .collect();
-        let p = &mut self.peers[i];
-        std::fs::create_dir_all(&p.storage).unwrap();
-        let child = Command::new(self.binary)
-            .arg(format!(
-                "--config.file={}",
-                self.dir.join("am.yml").display()
-            ))
-            .arg(format!("--storage.path={}", p.storage.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", p.web))
-            .arg(format!("--cluster.listen-address=127.0.0.1:{}", p.gossip))
-            .arg(format!(
-                "--cluster.advertise-address=127.0.0.1:{}",
-                p.gossip
-            ))
-            .args(others)
-            .arg("--cluster.settle-timeout=2s")
-            .arg("--cluster.gossip-interval=100ms")
-            .arg("--cluster.pushpull-interval=1s")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&p.log).unwrap())
-            .spawn()
-            .unwrap();
-        p.child = Some(child);
-    }
-
-    fn url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.peers[i].web)
-    }
-
-    fn wait_ready(&self, i: usize) {
-        let t0 = Instant::now();
-        while t0.elapsed() < WAIT {
-            if get(self.peers[i].web, "/-/ready").is_some_and(|(s, _)| s == 200) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+/// Waits (bounded) until `f` holds for peer `i`'s alerts; on timeout shows the alerts,
+/// the agent's log and the peer's.
+fn wait_until(c: &Cluster, i: usize, what: &str, agent: &Agent, f: impl Fn(&[Value]) -> bool) {
+    if let Err(alerts) = c.poll(i, WAIT, f) {
         panic!(
-            "alertmanager {i} not ready in {WAIT:?}:\n{}",
-            std::fs::read_to_string(&self.peers[i].log).unwrap_or_default()
+            "peer {i}: {what}: not within {WAIT:?}\nalerts: {alerts:#?}\nagent log:\n{}\nalertmanager log:\n{}",
+            agent.log(),
+            c.log(i)
         );
     }
-
-    /// The alerts peer `i` holds that have not ended (`GET /api/v2/alerts`).
-    fn alerts(&self, i: usize) -> Vec<Value> {
-        let (status, body) =
-            get(self.peers[i].web, "/api/v2/alerts").expect("alertmanager answers");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str::<Vec<Value>>(&body).unwrap()
-    }
-
-    /// Peer `i`'s alert named `name`, if it has one that has not ended.
-    fn alert(&self, i: usize, name: &str) -> Option<Value> {
-        self.alerts(i)
-            .into_iter()
-            .find(|a| a["labels"]["alertname"] == name)
-    }
-
-    /// Waits (bounded) until `f` holds for peer `i`'s alerts.
-    fn wait_until(&self, i: usize, what: &str, agent: &Agent, f: impl Fn(&[Value]) -> bool) {
-        let t0 = Instant::now();
-        loop {
-            let alerts = self.alerts(i);
-            if f(&alerts) {
-                return;
-            }
-            if t0.elapsed() > WAIT {
-                panic!(
-                    "peer {i}: {what}: not within {WAIT:?}\nalerts: {alerts:#?}\nagent log:\n{}\nalertmanager log:\n{}",
-                    agent.log(),
-                    std::fs::read_to_string(&self.peers[i].log).unwrap_or_default()
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.peers[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts peer `i` again on the same ports, with its storage wiped: it knows nothing.
-    fn restart_empty(&mut self, i: usize) {
-        self.kill(i);
-        let _ = std::fs::remove_dir_all(&self.peers[i].storage);
-        self.spawn(i);
-        self.wait_ready(i);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.peers.len() {
-            self.kill(i);
-        }
-    }
-}
-
-/// HTTP/1.0 GET on 127.0.0.1 (so the answer is not chunked): status and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
 }
 
 fn config(dir: &Path, root: &Path, urls: &[String], heartbeat: bool) -> PathBuf {
@@ -261,12 +74,11 @@ fn has(alerts: &[Value], name: &str, severity: &str) -> bool {
 
 #[test]
 fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
-    let Some(binary) = alertmanager("fires_on_every_peer_keeps_firing_escalates_and_resolves")
-    else {
+    let Some(_) = am::require("fires_on_every_peer_keeps_firing_escalates_and_resolves") else {
         return;
     };
     let dir = TempDir::new("am-fire");
-    let cluster = Cluster::start(binary, dir.path(), 2);
+    let cluster = Cluster::start(2);
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(90));
     let cfg = config(dir.path(), &root, &[cluster.url(0), cluster.url(1)], true);
@@ -274,7 +86,7 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
 
     // WARN fires on both peers, with tocsin's labels and annotations.
     for i in 0..2 {
-        cluster.wait_until(i, "mem-high warning fires", &agent, |a| {
+        wait_until(&cluster, i, "mem-high warning fires", &agent, |a| {
             has(a, "mem-high", "warning")
         });
         let a = cluster.alert(i, "mem-high").unwrap();
@@ -292,13 +104,19 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
         assert_eq!(a["generatorURL"], "http://192.0.2.1/rule?r=mem-high");
         assert_eq!(a["status"]["state"], "active");
         // The heartbeat fires, and mutes the device's "silent" alert.
-        cluster.wait_until(i, "heartbeat and muted silent alert", &agent, |a| {
-            has(a, "TocsinHeartbeat", "none")
-                && a.iter().any(|x| {
-                    x["labels"]["alertname"] == "TocsinDeviceSilent"
-                        && x["status"]["state"] == "suppressed"
-                })
-        });
+        wait_until(
+            &cluster,
+            i,
+            "heartbeat and muted silent alert",
+            &agent,
+            |a| {
+                has(a, "TocsinHeartbeat", "none")
+                    && a.iter().any(|x| {
+                        x["labels"]["alertname"] == "TocsinDeviceSilent"
+                            && x["status"]["state"] == "suppressed"
+                    })
+            },
+        );
     }
 
     // Keeps firing across resends: its first endsAt (4 × resend) passes, it is still
@@ -316,7 +134,7 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
     // Escalation: the warning alert resolves, the critical one fires.
     put(&root, "proc/meminfo", &meminfo(97));
     for i in 0..2 {
-        cluster.wait_until(i, "critical replaces warning", &agent, |a| {
+        wait_until(&cluster, i, "critical replaces warning", &agent, |a| {
             has(a, "mem-high", "critical") && !has(a, "mem-high", "warning")
         });
     }
@@ -324,7 +142,7 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
     // Recovery: gone from both peers (Alertmanager lists only alerts that have not ended).
     put(&root, "proc/meminfo", &meminfo(50));
     for i in 0..2 {
-        cluster.wait_until(i, "mem-high resolves", &agent, |a| {
+        wait_until(&cluster, i, "mem-high resolves", &agent, |a| {
             !a.iter().any(|x| x["labels"]["alertname"] == "mem-high")
         });
     }
@@ -334,30 +152,36 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
     let _ = agent.child.kill();
     let _ = agent.child.wait();
     for i in 0..2 {
-        cluster.wait_until(i, "TocsinDeviceSilent becomes active", &agent, |a| {
-            !has(a, "TocsinHeartbeat", "none")
-                && a.iter().any(|x| {
-                    x["labels"]["alertname"] == "TocsinDeviceSilent"
-                        && x["status"]["state"] == "active"
-                })
-        });
+        wait_until(
+            &cluster,
+            i,
+            "TocsinDeviceSilent becomes active",
+            &agent,
+            |a| {
+                !has(a, "TocsinHeartbeat", "none")
+                    && a.iter().any(|x| {
+                        x["labels"]["alertname"] == "TocsinDeviceSilent"
+                            && x["status"]["state"] == "active"
+                    })
+            },
+        );
     }
 }
 
 #[test]
 fn a_dead_peer_holds_back_no_other_and_catches_up() {
-    let Some(binary) = alertmanager("a_dead_peer_holds_back_no_other_and_catches_up") else {
+    let Some(_) = am::require("a_dead_peer_holds_back_no_other_and_catches_up") else {
         return;
     };
     let dir = TempDir::new("am-peer");
-    let mut cluster = Cluster::start(binary, dir.path(), 2);
+    let mut cluster = Cluster::start(2);
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(97));
     cluster.kill(1);
     let cfg = config(dir.path(), &root, &[cluster.url(0), cluster.url(1)], false);
     let agent = Agent::start(&cfg, dir.path());
     let t0 = Instant::now();
-    cluster.wait_until(0, "alert reaches the live peer", &agent, |a| {
+    wait_until(&cluster, 0, "alert reaches the live peer", &agent, |a| {
         has(a, "mem-high", "critical")
     });
     let reached = t0.elapsed();
@@ -377,7 +201,7 @@ fn a_dead_peer_holds_back_no_other_and_catches_up() {
     // Peer 1 comes back knowing nothing (no gossip of alerts between peers): tocsin
     // re-sends what fires.
     cluster.restart_empty(1);
-    cluster.wait_until(1, "the restarted peer catches up", &agent, |a| {
+    wait_until(&cluster, 1, "the restarted peer catches up", &agent, |a| {
         has(a, "mem-high", "critical")
     });
     assert!(
@@ -391,16 +215,16 @@ fn a_dead_peer_holds_back_no_other_and_catches_up() {
 
 #[test]
 fn a_reload_keeps_firing_alerts_firing() {
-    let Some(binary) = alertmanager("a_reload_keeps_firing_alerts_firing") else {
+    let Some(_) = am::require("a_reload_keeps_firing_alerts_firing") else {
         return;
     };
     let dir = TempDir::new("am-reload");
-    let cluster = Cluster::start(binary, dir.path(), 1);
+    let cluster = Cluster::start(1);
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(97));
     let cfg = config(dir.path(), &root, &[cluster.url(0)], false);
     let agent = Agent::start(&cfg, dir.path());
-    cluster.wait_until(0, "mem-high fires", &agent, |a| {
+    wait_until(&cluster, 0, "mem-high fires", &agent, |a| {
         has(a, "mem-high", "critical")
     });
     let before = cluster.alert(0, "mem-high").unwrap();
