@@ -31,7 +31,7 @@ use crate::config::{Config, Url, Webhook};
 use crate::event::Language;
 use crate::event::{Event, EventType};
 use crate::limits::{MAX_AM_ALERTS, MAX_AM_BODY_LEN, MAX_AM_PEERS, MAX_BATCH};
-use crate::render::alertmanager::{expiry, severity, Alert, Batch, Name};
+use crate::render::alertmanager::{expiry, Alert, Batch, Name};
 use crate::render::{Ctx, Origin};
 use crate::rule::Level;
 use bytes::Bytes;
@@ -105,10 +105,7 @@ impl Entry {
         };
         Alert {
             name: self.name,
-            severity: match self.name {
-                Name::Rule => severity(self.level),
-                n => n.severity(self.level),
-            },
+            severity: self.name.severity(self.level),
             event: &self.event,
             starts_ms: plausible(self.starts_ms),
             ends_ms: plausible(self.ends_ms(now, resend_ms)),
@@ -346,7 +343,7 @@ impl Table {
                     Name::Rule => e.rule_name.as_str(),
                     n => n.as_str(),
                 };
-                out.dropped = Some((alertname.to_string(), severity(level)));
+                out.dropped = Some((alertname.to_string(), name.severity(level)));
             }
         }
     }
@@ -687,16 +684,7 @@ impl Lane {
         )
         .await;
         if let Ok(mut st) = self.stats.lock() {
-            if d.delivered {
-                st.delivered += count as u64;
-            } else {
-                st.failed += count as u64;
-                st.last_error = d.error.clone();
-            }
-            st.retried += u64::from(d.attempts.saturating_sub(1));
-            if d.status.is_some() {
-                st.last_status = d.status;
-            }
+            st.count(&d, count as u64);
         }
         if d.delivered && self.failing {
             crate::info!(

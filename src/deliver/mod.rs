@@ -556,6 +556,23 @@ pub struct Stats {
     pub recent: std::collections::VecDeque<Record>,
 }
 
+impl Stats {
+    /// Counts one delivery of `items` events (or alerts): delivered or failed, the
+    /// attempts beyond the first, the last status and error.
+    pub fn count(&mut self, d: &Delivery, items: u64) {
+        if d.delivered {
+            self.delivered += items;
+        } else {
+            self.failed += items;
+            self.last_error = d.error.clone();
+        }
+        self.retried += u64::from(d.attempts.saturating_sub(1));
+        if d.status.is_some() {
+            self.last_status = d.status;
+        }
+    }
+}
+
 /// Stats shared between a worker and the control socket.
 pub type SharedStats = Arc<std::sync::Mutex<Stats>>;
 
@@ -807,16 +824,7 @@ impl Worker {
         let Ok(mut st) = self.stats.lock() else {
             return;
         };
-        if d.delivered {
-            st.delivered += 1;
-        } else {
-            st.failed += 1;
-            st.last_error = d.error.clone();
-        }
-        st.retried += u64::from(d.attempts.saturating_sub(1));
-        if d.status.is_some() {
-            st.last_status = d.status;
-        }
+        st.count(d, 1);
         if st.recent.len() == RECENT {
             st.recent.pop_front();
         }
