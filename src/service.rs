@@ -161,19 +161,8 @@ impl Agent {
                     let (firing, resolved) = a.table.lock().map_or((0, 0), |t| t.counts());
                     for l in &a.lanes {
                         let Ok(st) = l.stats.lock() else { continue };
-                        let _ = writeln!(
-                            s,
-                            "{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  {}",
-                            format!("{}@{}", wh.name, l.url.host_header()),
-                            firing + resolved,
-                            "-",
-                            st.delivered,
-                            st.retried,
-                            st.failed,
-                            self.dropped[i],
-                            st.last_status.map_or("-".into(), |c| c.to_string()),
-                            st.last_error.as_deref().unwrap_or("-")
-                        );
+                        let name = format!("{}@{}", wh.name, l.url.host_header());
+                        stats_row(&mut s, &name, firing + resolved, &"-", &st, self.dropped[i]);
                     }
                     let _ = writeln!(
                         s,
@@ -186,19 +175,7 @@ impl Agent {
             };
             let queue = o.tx.max_capacity() - o.tx.capacity();
             let Ok(st) = o.stats.lock() else { continue };
-            let _ = writeln!(
-                s,
-                "{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  {}",
-                wh.name,
-                queue,
-                spooled,
-                st.delivered,
-                st.retried,
-                st.failed,
-                self.dropped[i],
-                st.last_status.map_or("-".into(), |c| c.to_string()),
-                st.last_error.as_deref().unwrap_or("-")
-            );
+            stats_row(&mut s, &wh.name, queue, &spooled, &st, self.dropped[i]);
             recent.extend(st.recent.iter().map(|r| (wh.name.clone(), r.clone())));
         }
         let _ = writeln!(
@@ -410,6 +387,31 @@ impl Agent {
             }
         }
     }
+}
+
+/// One row of the webhook table of `tocsin status`.
+fn stats_row(
+    s: &mut String,
+    name: &str,
+    queue: usize,
+    spooled: &dyn std::fmt::Display,
+    st: &deliver::Stats,
+    dropped: u64,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "{:<16} {:>5} {:>7} {:>9} {:>7} {:>6} {:>7} {:>6}  {}",
+        name,
+        queue,
+        spooled,
+        st.delivered,
+        st.retried,
+        st.failed,
+        dropped,
+        st.last_status.map_or("-".into(), |c| c.to_string()),
+        st.last_error.as_deref().unwrap_or("-")
+    );
 }
 
 /// Time the outboxes get to write their queues to the spool once the drain time is up.
