@@ -2052,14 +2052,10 @@ fn parse_webhook(
     let egress = parse_egress(c, t);
     let generator_url = get_str(c, t, "generator_url").and_then(|(g, gspan)| {
         let lower = g.get(..8).unwrap_or(g).to_ascii_lowercase();
-        let authority_end = g.find("://").map_or(0, |i| i + 3);
-        let authority_end = g[authority_end..]
-            .find(['/', '?', '#'])
-            .map_or(g.len(), |i| authority_end + i);
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
             c.error(gspan, "`generator_url` must start with http:// or https://");
             None
-        } else if g[..authority_end].contains("${") {
+        } else if g[..authority_end(g)].contains("${") {
             c.error(gspan, "`generator_url`: variables may stand only in the path and query");
             None
         } else if g.chars().any(|ch| ch.is_control() || ch == ' ') || g.len() > MAX_URL_LEN {
@@ -2254,6 +2250,14 @@ fn value_offset(src: &str, span: &Range<usize>, offset: usize) -> Option<usize> 
     Some(span.start + q + skip + offset)
 }
 
+/// Where a URL's scheme and authority end (its path, query or fragment begins).
+fn authority_end(text: &str) -> usize {
+    let after_scheme = text.find("://").map_or(0, |i| i + 3);
+    text[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| after_scheme + i)
+}
+
 /// `url`: scheme, host and port fixed; path and query may hold variables.
 fn url_template(
     c: &mut Collector,
@@ -2261,10 +2265,7 @@ fn url_template(
     span: Range<usize>,
     labels: &[(String, String)],
 ) -> Option<(Url, Template)> {
-    let after_scheme = text.find("://").map_or(0, |i| i + 3);
-    let authority_end = text[after_scheme..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| after_scheme + i);
+    let authority_end = authority_end(text);
     if text[..authority_end].contains("${") {
         c.error(span, "`url`: variables may stand only in the path and query, not in the scheme, host or port");
         return None;
