@@ -9,7 +9,6 @@ use common::am::{self, Cluster};
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -244,38 +243,21 @@ fn a_reload_keeps_firing_alerts_firing() {
     assert!(after["endsAt"].as_str() > before["endsAt"].as_str());
 }
 
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 /// A router without RTC boots in the past: alerts stamped then would reach Alertmanager
 /// already ended. They are held until the clock is set, then sent with plausible times.
 /// (A plain receiver stands in for Alertmanager: this needs no Alertmanager binary.)
 #[test]
 fn alerts_wait_for_the_clock_to_be_set() {
-    if !Path::new(FAKETIME).exists() {
-        eprintln!("SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime");
-        return;
-    }
     let dir = TempDir::new("am-clock");
+    let Some(clock) = FakeClock::new(dir.path(), "2001-01-01 00:00:00") else {
+        return;
+    };
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(97));
     let rcv = Receiver::start();
     let base = rcv.url("/am").trim_end_matches('/').to_string();
     let cfg = config(dir.path(), &root, &[base], false);
-    let clock = dir.path().join("clock");
-    std::fs::write(&clock, "2001-01-01 00:00:00\n").unwrap();
-    let stderr = dir.path().join("agent.stderr");
-    let child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .env("LD_PRELOAD", FAKETIME)
-        .env("FAKETIME_TIMESTAMP_FILE", &clock)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut agent = Agent { child, stderr };
+    let mut agent = Agent::start_with_clock(&cfg, dir.path(), &clock);
     let t0 = Instant::now();
     while !agent.log().contains("clock not set") {
         assert!(t0.elapsed() < WAIT, "{}", agent.log());
@@ -287,15 +269,7 @@ fn alerts_wait_for_the_clock_to_be_set() {
         "nothing is sent under a 2001 clock"
     );
     // NTP sets the clock.
-    let now = String::from_utf8(
-        Command::new("date")
-            .args(["-u", "+%Y-%m-%d %H:%M:%S"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::fs::write(&clock, &now).unwrap();
+    let now = clock.set_now();
     let got = rcv.wait_for(WAIT, "the held alert", |r| !r.is_empty());
     agent.stop();
     assert_eq!(got[0].target, "/am/api/v2/alerts");

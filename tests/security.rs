@@ -539,17 +539,14 @@ fn source_ip_and_interface_choose_how_requests_leave() {
 // ---- "clock not set" -----------------------------------------------------------------------
 
 #[cfg(feature = "tls")]
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-#[cfg(feature = "tls")]
 #[test]
 fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     use tls::*;
-    if !Path::new(FAKETIME).exists() {
-        eprintln!("SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime");
-        return;
-    }
     let dir = TempDir::new("clock");
+    // The agent boots with its clock in 2001, as a router without RTC might.
+    let Some(clock) = FakeClock::new(dir.path(), "2001-01-01 00:00:00") else {
+        return;
+    };
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(97));
     let test_ca = ca("tocsin test CA");
@@ -570,46 +567,19 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
         ),
     )
     .unwrap();
-    // The agent boots with its clock in 2001, as a router without RTC might.
-    let clock = dir.path().join("clock");
-    std::fs::write(&clock, "2001-01-01 00:00:00\n").unwrap();
-    let stderr = dir.path().join("agent.stderr");
-    let child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .env("LD_PRELOAD", FAKETIME)
-        .env("FAKETIME_TIMESTAMP_FILE", &clock)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
     // Stopped on drop, so a failing assertion never leaves an agent running.
-    let mut agent = Agent {
-        child,
-        stderr: stderr.clone(),
-    };
-    let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let mut agent = Agent::start_with_clock(&cfg, dir.path(), &clock);
     let t0 = Instant::now();
-    while !log().contains("clock not set") && t0.elapsed() < WAIT {
+    while !agent.log().contains("clock not set") && t0.elapsed() < WAIT {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1000));
     let held = rcv.received().is_empty();
     // NTP sets the clock.
-    let now = String::from_utf8(
-        Command::new("date")
-            .args(["-u", "+%Y-%m-%d %H:%M:%S"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::fs::write(&clock, now).unwrap();
+    clock.set_now();
     let delivered = rcv.wait_for(WAIT, "the held alarm", |r| !r.is_empty());
     agent.stop();
-    let log = log();
+    let log = agent.log();
     assert!(
         log.contains("clock not set") && log.contains("holding alarm"),
         "{log}"

@@ -468,6 +468,40 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tocsin")
 }
 
+/// libfaketime, which tests/run.sh installs (Debian's `faketime`).
+pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A wall clock an agent started with [`Agent::start_with_clock`] reads from a file, so a
+/// test can set it while the agent runs (a router's NTP sync coming late).
+pub struct FakeClock(pub PathBuf);
+
+impl FakeClock {
+    /// A clock at `at` (`YYYY-MM-DD HH:MM:SS`) in `dir`; `None`, said loudly, when
+    /// libfaketime is missing.
+    pub fn new(dir: &Path, at: &str) -> Option<FakeClock> {
+        if !Path::new(FAKETIME).exists() {
+            eprintln!(
+                "SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime"
+            );
+            return None;
+        }
+        let path = dir.join("clock");
+        std::fs::write(&path, format!("{at}\n")).unwrap();
+        Some(FakeClock(path))
+    }
+
+    /// Sets the clock right (NTP did); returns the time set, `YYYY-MM-DD HH:MM:SS` UTC.
+    pub fn set_now(&self) -> String {
+        let out = Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M:%S"])
+            .output()
+            .unwrap();
+        let now = String::from_utf8(out.stdout).unwrap();
+        std::fs::write(&self.0, &now).unwrap();
+        now
+    }
+}
+
 /// A running `tocsin run`; SIGTERMed (then killed) on drop. Its stderr goes to a file.
 pub struct Agent {
     pub child: Child,
@@ -476,8 +510,22 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, dir: &Path) -> Agent {
+        Agent::spawn(Command::new(bin()), config, dir)
+    }
+
+    /// An agent whose wall clock is `clock`'s (the monotonic clock stays real).
+    pub fn start_with_clock(config: &Path, dir: &Path, clock: &FakeClock) -> Agent {
+        let mut cmd = Command::new(bin());
+        cmd.env("LD_PRELOAD", FAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", &clock.0)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        Agent::spawn(cmd, config, dir)
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, dir: &Path) -> Agent {
         let stderr = dir.join("agent.stderr");
-        let child = Command::new(bin())
+        let child = cmd
             .args(["run", "-c"])
             .arg(config)
             .stdout(Stdio::null())
