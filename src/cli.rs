@@ -411,7 +411,7 @@ fn example_event(cfg: &Config, rule: Option<usize>) -> Event {
         last_trigger_ms: now,
         times: u32::from(spec.times),
     };
-    Event::from_transition(&t, spec, new_event_id(now), now)
+    t.to_event(spec, new_event_id(now), now)
 }
 
 fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {

@@ -6,8 +6,118 @@
 use crate::limits::{MAX_DIM_VALUE_LEN, MAX_NAME_LEN};
 use crate::metric::{DimValue, Metric};
 
-use crate::rule::{AlertState, Condition, Level, Millis, RuleSpec, Transition, TransitionKind};
 use core::fmt::Write as _;
+
+/// Milliseconds since the Unix epoch, passed in by the caller.
+pub type Millis = u64;
+
+/// Alert level, ordered INFO < WARN < CRITICAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Informational.
+    Info,
+    /// Warning.
+    Warn,
+    /// Critical.
+    Critical,
+}
+
+impl Level {
+    /// `CRITICAL`, `WARN` or `INFO`, as CloudMonitor's `triggerLevel` spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    /// Parses the config spelling (`critical`, `warn`, `info`).
+    pub fn from_config(s: &str) -> Option<Level> {
+        match s {
+            "critical" => Some(Level::Critical),
+            "warn" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            _ => None,
+        }
+    }
+}
+
+/// The alert state, as CloudMonitor's `alertState` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertState {
+    /// No active alert.
+    Ok,
+    /// Firing.
+    Alert,
+    /// The rule has had no data for `no_data_after` samples.
+    InsufficientData,
+}
+
+impl AlertState {
+    /// `OK`, `ALERT` or `INSUFFICIENT_DATA`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Ok => "OK",
+            AlertState::Alert => "ALERT",
+            AlertState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// A comparison operator: `>` `>=` `<` `<=` `==` `!=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    /// The operator as written in config and in expressions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// `op value`, e.g. `> 95`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Condition {
+    /// The comparison.
+    pub op: Op,
+    /// The right-hand side, finite.
+    pub value: f64,
+}
+
+impl Condition {
+    /// Whether `x op value` holds. `==`/`!=` compare exactly: they are meant for 0/1 metrics.
+    pub fn holds(&self, x: f64) -> bool {
+        match self.op {
+            Op::Gt => x > self.value,
+            Op::Ge => x >= self.value,
+            Op::Lt => x < self.value,
+            Op::Le => x <= self.value,
+            Op::Eq => x == self.value,
+            Op::Ne => x != self.value,
+        }
+    }
+}
 
 /// The kinds of event, as webhook `events` filters name them (seed 004's event types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -186,36 +296,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// An event for a rule transition.
-    pub fn from_transition(t: &Transition, rule: &RuleSpec, id: EventId, now: Millis) -> Event {
-        let kind = match t.kind {
-            TransitionKind::Alarm => EventType::Alarm,
-            TransitionKind::Recovery => EventType::Recovery,
-            TransitionKind::NoData => EventType::NoData,
-        };
-        Event {
-            id,
-            kind,
-            rule: Some(t.rule),
-            rule_name: rule.name.clone(),
-            state: t.state,
-            level: t.level,
-            prev_level: t.prev_level,
-            metric: Some(rule.metric),
-            dim_key: t.key.or(rule.match_key).or_else(|| rule.metric.dimension()),
-            dim: t.dim.clone(),
-            value: t.value,
-            threshold: t.threshold,
-            times: t.times,
-            rule_times: rule.times,
-            timestamp_ms: now,
-            first_trigger_ms: t.first_trigger_ms,
-            last_trigger_ms: t.last_trigger_ms,
-            detail: heapless::String::new(),
-            replay_of: None,
-        }
-    }
-
     /// An agent event (`agent_start`, `test`, …) with an optional detail text.
     pub fn agent(kind: EventType, id: EventId, now: Millis, detail: &str) -> Event {
         Event {

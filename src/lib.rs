@@ -36,3 +36,4 @@ pub mod render;
 pub mod rule;
 pub mod service;
 pub mod source;
+pub mod util;

@@ -327,7 +327,7 @@ impl Agent {
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let rule = &cfg.rules[t.rule];
-            let event = Event::from_transition(&t, &rule.spec, new_event_id(now), now);
+            let event = t.to_event(&rule.spec, new_event_id(now), now);
             for &w in &rule.notify {
                 enqueue(cfg, outboxes, dropped, failed_tx, w, &event);
             }

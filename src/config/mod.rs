@@ -631,7 +631,7 @@ fn read_includes(
         let mut names: Vec<String> = std::fs::read_dir(list)
             .map(|rd| {
                 rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .filter(|n| !n.starts_with('.') && crate::rule::glob_match(&glob, n))
+                    .filter(|n| !n.starts_with('.') && crate::util::glob_match(&glob, n))
                     .collect()
             })
             .unwrap_or_default();

@@ -623,7 +623,7 @@ impl Lane {
                     crate::error!(
                         "webhook {}: clock not set (now {}): alerts held until it is",
                         wh.name,
-                        crate::render::iso8601(now)
+                        crate::util::iso8601(now)
                     );
                     self.clock_held = true;
                 }

@@ -18,7 +18,8 @@ pub mod tls;
 use crate::config::{Auth, Config, Scheme, Webhook};
 use crate::event::{Event, EventType};
 use crate::limits::{MAX_BODY_LEN, MAX_HEADER_VALUE_LEN, MAX_URL_LEN, OUTBOX_CAPACITY};
-use crate::render::{self, base64_into, Ctx, Escape, FixedWriter, Origin};
+use crate::render::{self, Ctx, Escape, FixedWriter, Origin};
+use crate::util::base64_into;
 use bytes::Bytes;
 use client::{Client, TlsConfig};
 use http_body_util::Full;
@@ -408,7 +409,7 @@ pub async fn send_request(
         // without spending attempts, until the clock is set (the agent); `test` reports it.
         if let Err(e) = &result {
             if clock::is_time_error(e) && clock::suspect(clock::now_ms()) {
-                let now = render::iso8601(clock::now_ms());
+                let now = crate::util::iso8601(clock::now_ms());
                 if max_attempts != u32::MAX {
                     return Delivery {
                         status: None,

@@ -1,30 +1,7 @@
 //! Request signatures that live in headers or the URL: Standard Webhooks and DingTalk's
 //! robot. (cloudmonitor-form's `signature` is a body field: see `render::form`.)
 
-use crate::render::{base64_into, form::sign};
-
-/// Decodes standard base64 (RFC 4648, padding optional). `None` on any invalid character.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
+use crate::util::{base64_decode, base64_into, hmac_sha256 as sign, percent_encode_into};
 
 /// The signing key of a Standard Webhooks secret: the base64 after `whsec_`.
 ///
@@ -72,7 +49,7 @@ pub fn dingtalk_query(secret: &str, now_ms: u64) -> String {
     let mut b64 = String::new();
     base64_into(tag.as_ref(), &mut b64);
     let mut out = format!("timestamp={now_ms}&sign=");
-    crate::config::percent_encode_into(&b64, &mut out);
+    percent_encode_into(&b64, &mut out);
     out
 }
 
@@ -119,9 +96,6 @@ mod tests {
 
     #[test]
     fn keys_and_base64() {
-        assert_eq!(base64_decode("Zm9vYmFy"), Some(b"foobar".to_vec()));
-        assert_eq!(base64_decode("Zm9vYg=="), Some(b"foob".to_vec()));
-        assert_eq!(base64_decode("Zm9v!"), None);
         assert!(standard_webhooks_key("MfKQ9r8").is_err());
         assert!(standard_webhooks_key("whsec_").is_err());
         assert!(standard_webhooks_key("whsec_***").is_err());

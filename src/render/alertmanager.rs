@@ -11,11 +11,12 @@
 //!
 //! Everything is written straight into the caller's fixed buffer: no heap.
 
-use super::text::{fmt_value, iso8601, json_str_into, Escape, Escaped, FixedWriter};
+use super::text::{fmt_value, json_str_into, Escape, Escaped, FixedWriter};
 use super::{content, Ctx, RenderError};
 use crate::event::{Event, EventType, Language};
 use crate::render::template::Template;
 use crate::rule::Level;
+use crate::util::iso8601;
 use core::fmt::{self, Write as _};
 
 /// What an alert is called: a rule's name, or one of the agent's own alerts.

@@ -6,8 +6,9 @@
 //! `base64(HMAC-SHA256(secret, every byte of the body before "&signature="))`.
 
 use super::template::write_alert_name;
-use super::text::{base64_write, fmt_value, Escape, Escaped, FixedWriter};
+use super::text::{fmt_value, Escape, Escaped, FixedWriter};
 use super::{Ctx, RenderError, NAMESPACE};
+use crate::util::base64_write;
 use core::fmt::{self, Write as _};
 
 /// Writes `name=value` (value form-escaped), preceded by `&` unless first.
@@ -85,15 +86,10 @@ pub(super) fn render(
     })()
     .map_err(|_| RenderError::BufferFull)?;
     if let Some(key) = secret {
-        let tag = sign(key, w.as_str().as_bytes());
+        let tag = crate::util::hmac_sha256(key, w.as_str().as_bytes());
         let mut b64 = heapless::String::<44>::new();
         base64_write(tag.as_ref(), &mut b64).map_err(|_| RenderError::BufferFull)?;
         field(&mut w, "signature", format_args!("{b64}")).map_err(|_| RenderError::BufferFull)?;
     }
     Ok(w.len())
-}
-
-/// HMAC-SHA256 of `data` under `key`.
-pub fn sign(key: &[u8], data: &[u8]) -> ring::hmac::Tag {
-    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data)
 }

@@ -7,10 +7,11 @@
 //! and `gmtUpdate` (this event) are `YYYY-MM-DDTHH:MM:SS` in UTC.
 
 use super::template::write_alert_name;
-use super::text::{local_datetime, FixedWriter};
+use super::text::FixedWriter;
 use super::{content, Ctx, RenderError};
 use crate::event::EventType;
 use crate::rule::Level;
+use crate::util::utc_naive;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 #[derive(serde::Serialize)]
@@ -112,8 +113,8 @@ pub(super) fn render(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError
         first_trigger_time: e.first_trigger_ms,
         last_trigger_time: e.last_trigger_ms,
         next_eval_interval: ctx.origin.interval_ms,
-        gmt_create: &local_datetime(e.first_trigger_ms),
-        gmt_update: &local_datetime(e.timestamp_ms),
+        gmt_create: &utc_naive(e.first_trigger_ms),
+        gmt_update: &utc_naive(e.timestamp_ms),
     };
     serde_json_core::to_slice(&body, buf).map_err(|_| RenderError::BufferFull)
 }

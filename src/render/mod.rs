@@ -18,10 +18,7 @@ pub mod hertzbeat;
 pub mod template;
 mod text;
 
-pub use text::{
-    base64_into, base64_write, fmt_value, iso8601, json_escape_into, json_str_into, local_datetime,
-    Escape, Escaped, FixedWriter,
-};
+pub use text::{fmt_value, json_escape_into, json_str_into, Escape, Escaped, FixedWriter};
 
 use crate::config::{ContentType, Format, Signing, Webhook};
 use crate::event::{Event, Language};

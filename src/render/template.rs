@@ -255,7 +255,7 @@ pub fn write_var(out: &mut dyn fmt::Write, var: Var, ctx: &Ctx<'_>) -> fmt::Resu
         Var::Hostname => out.write_str(ctx.origin.hostname),
         Var::Timestamp => write!(out, "{}", e.timestamp_ms / 1000),
         Var::TimestampMs => write!(out, "{}", e.timestamp_ms),
-        Var::TimeIso => out.write_str(&super::text::iso8601(e.timestamp_ms)),
+        Var::TimeIso => out.write_str(&crate::util::iso8601(e.timestamp_ms)),
         Var::FirstTriggerMs => write!(out, "{}", e.first_trigger_ms),
         Var::LastTriggerMs => write!(out, "{}", e.last_trigger_ms),
         Var::IntervalMs => write!(out, "{}", ctx.origin.interval_ms),

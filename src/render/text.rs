@@ -1,7 +1,6 @@
 //! Small no-allocation text helpers for rendering.
 
 use core::fmt;
-use core::fmt::Write as _;
 
 /// A `fmt::Write` over a fixed byte buffer; writing past the end fails (and sets `overflow`).
 pub struct FixedWriter<'a> {
@@ -131,23 +130,8 @@ impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
         match self.escape {
             Escape::Json => json_escape_into(self.inner, s),
             Escape::Text => self.inner.write_str(s),
-            Escape::Form | Escape::Url => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                for b in s.bytes() {
-                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                        self.inner.write_char(char::from(b))?;
-                    } else if b == b' ' && self.escape == Escape::Form {
-                        self.inner.write_char('+')?;
-                    } else {
-                        self.inner.write_char('%')?;
-                        self.inner
-                            .write_char(char::from(HEX[usize::from(b >> 4)]))?;
-                        self.inner
-                            .write_char(char::from(HEX[usize::from(b & 15)]))?;
-                    }
-                }
-                Ok(())
-            }
+            Escape::Form => crate::util::percent_write(self.inner, s, true),
+            Escape::Url => crate::util::percent_write(self.inner, s, false),
             Escape::Xml => {
                 let mut start = 0;
                 for (i, c) in s.char_indices() {
@@ -213,89 +197,10 @@ pub fn fmt_value(v: f64) -> heapless::String<32> {
     s
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) for unix milliseconds.
-pub fn iso8601(ms: u64) -> heapless::String<24> {
-    let mut s = heapless::String::new();
-    let (date, time) = civil(ms / 1000);
-    let _ = write!(
-        s,
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date.0, date.1, date.2, time.0, time.1, time.2
-    );
-    s
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone), HertzBeat's `gmtCreate` shape.
-pub fn local_datetime(ms: u64) -> heapless::String<24> {
-    let mut s = iso8601(ms);
-    s.pop();
-    s
-}
-
-/// Unix seconds → ((year, month, day), (hour, minute, second)), UTC (Hinnant's algorithm).
-fn civil(secs: u64) -> ((i64, u32, u32), (u64, u64, u64)) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    ((y, m, d), (rem / 3600, rem % 3600 / 60, rem % 60))
-}
-
-/// Appends the standard base64 (RFC 4648, padded) encoding of `data`.
-pub fn base64_into(data: &[u8], out: &mut String) {
-    let _ = base64_write(data, out);
-}
-
-/// Writes the standard base64 (RFC 4648, padded) encoding of `data`.
-///
-/// # Errors
-/// When `out` is full.
-pub fn base64_write(data: &[u8], out: &mut (impl fmt::Write + ?Sized)) -> fmt::Result {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.write_char(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]))?;
-            } else {
-                out.write_char('=')?;
-            }
-        }
-    }
-    Ok(())
-}
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn base64_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            let mut s = String::new();
-            base64_into(i.as_bytes(), &mut s);
-            assert_eq!(s, o, "{i}");
-        }
-    }
-
     use super::*;
+    use core::fmt::Write as _;
 
     #[test]
     fn values() {
@@ -312,17 +217,6 @@ mod tests {
         ] {
             assert_eq!(fmt_value(v).as_str(), s, "{v}");
         }
-    }
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso8601(0).as_str(), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400_000).as_str(), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_339_813_999).as_str(), "2026-11-22T09:30:13Z");
-        assert_eq!(
-            local_datetime(1_645_795_933_000).as_str(),
-            "2022-02-25T13:32:13"
-        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::limits::{DIR_BUF_LEN, MAX_DIM_VALUE_LEN, MAX_EXEC_OUTPUT, MAX_PROC_FILE_LEN};
 use crate::metric::{DimValue, Metric, Sample, Samples};
-use crate::rule::glob_match;
+use crate::util::glob_match;
 
 /// What one rule asks the sampler to watch beyond the host-wide families: its family
 /// parameters (`match = { name = … }`, `pidfile`, `target`, `path` + `scale`,
