@@ -24,6 +24,7 @@
 //! clock: time is passed in. Capacities are named once in [`limits`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod deliver;
