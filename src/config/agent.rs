@@ -1,0 +1,164 @@
+//! `[agent]`, and the host's identity when it is `auto`.
+
+use super::diag::Collector;
+use super::walk::*;
+use super::Agent;
+use crate::event::Language;
+use crate::limits::*;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::de::DeTable;
+
+const AGENT_KEYS: &[&str] = &[
+    "include",
+    "device_id",
+    "hostname",
+    "interval",
+    "language",
+    "state_dir",
+    "control_socket",
+    "root",
+    "heartbeat",
+    "labels",
+];
+
+pub(super) fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
+    check_keys(c, t, AGENT_KEYS, &[], "[agent]");
+    let root = PathBuf::from(get_path(c, t, "root").unwrap_or("/"));
+    let hostname = match get_str(c, t, "hostname") {
+        Some((s, span)) if s != "auto" => {
+            check_identity(c, "hostname", s, span);
+            s.to_string()
+        }
+        _ => read_hostname(&root),
+    };
+    let device_id = match get_str(c, t, "device_id") {
+        // One config for a whole fleet: each device finds its own id.
+        Some(("auto", span)) => match auto_device_id(&root) {
+            Some(id) => id,
+            None => {
+                c.error(span, "`device_id = \"auto\"`: neither /etc/machine-id nor a network interface's MAC address could be read");
+                hostname.clone()
+            }
+        },
+        Some((s, span)) => {
+            check_identity(c, "device_id", s, span);
+            s.to_string()
+        }
+        None => hostname.clone(),
+    };
+    let language = match get_str(c, t, "language") {
+        Some((s, span)) => Language::from_config(s).unwrap_or_else(|| {
+            c.error(
+                span,
+                format!("unknown language `{s}`: expected \"en\" or \"zh\""),
+            );
+            Language::En
+        }),
+        None => Language::En,
+    };
+    let labels = get_string_map(c, t, "labels");
+    if labels.len() > MAX_LABELS {
+        c.error(
+            labels[MAX_LABELS].key_span.clone(),
+            format!("too many labels: the limit is {MAX_LABELS}"),
+        );
+    }
+    for Entry {
+        key: k,
+        value: v,
+        key_span: span,
+        ..
+    } in &labels
+    {
+        let ok_key = k
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if k.is_empty() || !ok_key {
+            c.error(
+                span.clone(),
+                format!("label name `{k}` must match [A-Za-z_][A-Za-z0-9_]*"),
+            );
+        }
+        if v.len() > MAX_DIM_VALUE_LEN {
+            c.error(
+                span.clone(),
+                format!("label `{k}` is longer than {MAX_DIM_VALUE_LEN} bytes"),
+            );
+        }
+    }
+    Agent {
+        device_id,
+        hostname,
+        interval_ms: get_duration(c, t, "interval").unwrap_or(5000),
+        language,
+        state_dir: PathBuf::from(get_path(c, t, "state_dir").unwrap_or("/var/lib/tocsin")),
+        control_socket: PathBuf::from(
+            get_path(c, t, "control_socket").unwrap_or("/run/tocsin/control.sock"),
+        ),
+        root,
+        heartbeat_ms: get_duration(c, t, "heartbeat"),
+        labels: labels.into_iter().map(|e| (e.key, e.value)).collect(),
+    }
+}
+
+/// A non-empty path string.
+pub(super) fn get_path<'t>(c: &mut Collector, t: &'t DeTable, key: &str) -> Option<&'t str> {
+    let (s, span) = get_str(c, t, key)?;
+    if s.is_empty() {
+        c.error(span, format!("`{key}` must not be empty"));
+        return None;
+    }
+    Some(s)
+}
+
+/// `device_id` and `hostname` name the device in every payload: bounded, one line.
+pub(super) fn check_identity(c: &mut Collector, key: &str, s: &str, span: Range<usize>) {
+    if s.is_empty() || s.len() > MAX_DIM_VALUE_LEN {
+        c.error(
+            span,
+            format!("`{key}` must be 1 to {MAX_DIM_VALUE_LEN} bytes long"),
+        );
+    } else if s.chars().any(char::is_control) {
+        c.error(span, format!("`{key}` must not contain control characters"));
+    }
+}
+
+/// `device_id = "auto"`: `/etc/machine-id` under `root`, else the first non-zero MAC
+/// address of `/sys/class/net/*` (interfaces in name order, loopback skipped).
+pub fn auto_device_id(root: &Path) -> Option<String> {
+    let machine_id = std::fs::read_to_string(root.join("etc/machine-id")).ok();
+    if let Some(id) = machine_id
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Some(id);
+    }
+    let mut ifaces: Vec<_> = std::fs::read_dir(root.join("sys/class/net"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    ifaces.sort();
+    ifaces
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "lo"))
+        .find_map(|p| {
+            let mac = std::fs::read_to_string(p.join("address"))
+                .ok()?
+                .trim()
+                .to_ascii_lowercase();
+            let valid = mac.len() == 17 && mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+            (valid && mac != "00:00:00:00:00:00").then_some(mac)
+        })
+}
+
+/// The kernel's host name under `root`, or `localhost` when it cannot be read.
+pub fn read_hostname(root: &Path) -> String {
+    std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= MAX_DIM_VALUE_LEN)
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,126 @@
+//! Payload proofs: every webhook's body, request target and headers rendered for the
+//! worst case before the agent may run.
+
+use super::diag::Collector;
+use super::walk::find;
+use super::webhook::WebhookSpans;
+use super::{Agent, ContentType, Format, Signing, Webhook};
+use crate::limits::*;
+use crate::metric::Metric;
+use crate::render;
+use toml::de::DeTable;
+
+/// `&timestamp=` + 20 digits + `&sign=` + 44 base64 characters, each up to 3 when encoded.
+pub(super) const DINGTALK_SIGN_MAX: usize = 11 + 20 + 6 + 44 * 3;
+
+/// Renders `wh`'s body, request target and headers for every kind of event and for the
+/// worst case, and reports those that are invalid or can overflow their buffers.
+pub(super) fn prove_webhook(
+    c: &mut Collector,
+    agent: &Agent,
+    rule_name: &str,
+    wh: &Webhook,
+    spans: &WebhookSpans,
+) {
+    use render::check::{self, prove};
+    use render::Escape;
+    let origin = render::Origin {
+        device_id: &agent.device_id,
+        hostname: &agent.hostname,
+        interval_ms: agent.interval_ms,
+        labels: &agent.labels,
+    };
+    let escape = render::body_escape(wh);
+    let validate: Option<check::Validator> = match (wh.format, wh.content_type) {
+        (Format::Template, None | Some(ContentType::Text)) => None,
+        (Format::Template, Some(ContentType::Xml)) => Some(check::xml),
+        (Format::CloudmonitorForm, _) | (Format::Template, Some(ContentType::Form)) => {
+            Some(check::form)
+        }
+        _ => Some(check::json),
+    };
+    let body_at = spans.body.clone().unwrap_or(spans.table.clone());
+    if let Err(m) = prove(
+        &origin,
+        wh.language,
+        rule_name,
+        escape,
+        if wh.format == Format::Alertmanager {
+            MAX_AM_BODY_LEN
+        } else {
+            MAX_BODY_LEN
+        },
+        validate,
+        &|ctx, buf| render::render(wh, ctx, buf).ok(),
+    ) {
+        c.error(
+            body_at,
+            format!(
+                "the {} body of webhook `{}`: {m}",
+                wh.format.as_str(),
+                wh.name
+            ),
+        );
+    }
+    let url_at = spans
+        .query
+        .clone()
+        .or(spans.url.clone())
+        .unwrap_or(spans.table.clone());
+    // DingTalk's `&timestamp=…&sign=…` is appended after rendering: leave room for it.
+    let url_limit = match wh.signing {
+        Signing::DingTalk(_) => MAX_URL_LEN - DINGTALK_SIGN_MAX,
+        _ => MAX_URL_LEN,
+    };
+    if let Err(m) = prove(
+        &origin,
+        wh.language,
+        rule_name,
+        Escape::Url,
+        url_limit,
+        None,
+        &|ctx, buf| check::render_template(&wh.target, ctx, Escape::Url, buf),
+    ) {
+        c.error(
+            url_at,
+            format!(
+                "the request target (path and query) of webhook `{}`: {m}",
+                wh.name
+            ),
+        );
+    }
+    for (name, tpl) in &wh.headers {
+        if let Err(m) = prove(
+            &origin,
+            wh.language,
+            rule_name,
+            Escape::Header,
+            MAX_HEADER_VALUE_LEN,
+            None,
+            &|ctx, buf| check::render_template(tpl, ctx, Escape::Header, buf),
+        ) {
+            c.error(
+                spans.headers.clone().unwrap_or(spans.table.clone()),
+                format!("header `{name}`: {m}"),
+            );
+        }
+    }
+}
+
+/// Fleet labels become Alertmanager labels: they may not take the name of one tocsin sets.
+pub(super) fn check_alertmanager_labels(c: &mut Collector, agent: &DeTable) {
+    let Some(labels) = find(agent, "labels").and_then(|(_, l)| l.get_ref().as_table()) else {
+        return;
+    };
+    for (k, _) in labels.iter() {
+        let name = k.get_ref().as_ref();
+        let taken = render::alertmanager::RESERVED_LABELS.contains(&name)
+            || Metric::ALL.iter().any(|m| m.dimensions().contains(&name));
+        if taken {
+            c.error(
+                k.span(),
+                format!("label `{name}` would replace the Alertmanager label tocsin sets itself; rename it"),
+            );
+        }
+    }
+}
