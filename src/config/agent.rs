@@ -1,6 +1,7 @@
 //! `[agent]`, and the host's identity when it is `auto`.
 
 use super::diag::Collector;
+use super::host::{read_to_string, Host, RealHost};
 use super::walk::*;
 use super::Agent;
 use crate::event::Language;
@@ -22,7 +23,8 @@ const AGENT_KEYS: &[&str] = &[
     "labels",
 ];
 
-pub(super) fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
+/// `[agent]`; `hostname = "auto"` and `device_id = "auto"` are read from `host`.
+pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Agent {
     check_keys(c, t, AGENT_KEYS, &[], "[agent]");
     let root = PathBuf::from(get_path(c, t, "root").unwrap_or("/"));
     let hostname = match get_str(c, t, "hostname") {
@@ -30,11 +32,11 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable) -> Agent {
             check_identity(c, "hostname", s, span);
             s.to_string()
         }
-        _ => read_hostname(&root),
+        _ => read_hostname_on(host, &root),
     };
     let device_id = match get_str(c, t, "device_id") {
         // One config for a whole fleet: each device finds its own id.
-        Some(("auto", span)) => match auto_device_id(&root) {
+        Some(("auto", span)) => match auto_device_id_on(host, &root) {
             Some(id) => id,
             None => {
                 c.error(span, "`device_id = \"auto\"`: neither /etc/machine-id nor a network interface's MAC address could be read");
@@ -128,35 +130,39 @@ pub(super) fn check_identity(c: &mut Collector, key: &str, s: &str, span: Range<
 /// `device_id = "auto"`: `/etc/machine-id` under `root`, else the first non-zero MAC
 /// address of `/sys/class/net/*` (interfaces in name order, loopback skipped).
 pub fn auto_device_id(root: &Path) -> Option<String> {
-    let machine_id = std::fs::read_to_string(root.join("etc/machine-id")).ok();
+    auto_device_id_on(&RealHost, root)
+}
+
+/// [`auto_device_id`] read from `host`.
+pub(super) fn auto_device_id_on(host: &dyn Host, root: &Path) -> Option<String> {
+    let machine_id = read_to_string(host, &root.join("etc/machine-id")).ok();
     if let Some(id) = machine_id
         .map(|s| s.trim().to_string())
         .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
     {
         return Some(id);
     }
-    let mut ifaces: Vec<_> = std::fs::read_dir(root.join("sys/class/net"))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    let net = root.join("sys/class/net");
+    let mut ifaces = host.read_dir(&net).ok()?;
     ifaces.sort();
-    ifaces
-        .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != "lo"))
-        .find_map(|p| {
-            let mac = std::fs::read_to_string(p.join("address"))
-                .ok()?
-                .trim()
-                .to_ascii_lowercase();
-            let valid = mac.len() == 17 && mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
-            (valid && mac != "00:00:00:00:00:00").then_some(mac)
-        })
+    ifaces.iter().filter(|n| *n != "lo").find_map(|n| {
+        let mac = read_to_string(host, &net.join(n).join("address"))
+            .ok()?
+            .trim()
+            .to_ascii_lowercase();
+        let valid = mac.len() == 17 && mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+        (valid && mac != "00:00:00:00:00:00").then_some(mac)
+    })
 }
 
 /// The kernel's host name under `root`, or `localhost` when it cannot be read.
 pub fn read_hostname(root: &Path) -> String {
-    std::fs::read_to_string(root.join("proc/sys/kernel/hostname"))
+    read_hostname_on(&RealHost, root)
+}
+
+/// [`read_hostname`] read from `host`.
+pub(super) fn read_hostname_on(host: &dyn Host, root: &Path) -> String {
+    read_to_string(host, &root.join("proc/sys/kernel/hostname"))
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty() && s.len() <= MAX_DIM_VALUE_LEN)

@@ -1,6 +1,7 @@
 //! `[agent] include`: the included files, read and merged into one `[agent]` table.
 
 use super::diag::Collector;
+use super::host::Host;
 use super::walk::find;
 use crate::limits::*;
 use std::ops::Range;
@@ -15,11 +16,13 @@ pub(super) type Problem = (Range<usize>, String);
 /// problems, at spans of `doc`. A relative pattern is relative to `file`'s directory; the
 /// last path component may hold `*` and `?`; files are taken in name order. `total` is
 /// the main file's length: with the included files it may not exceed [`MAX_CONFIG_LEN`].
+/// Directories are listed and files read through `host`.
 pub(super) fn read_includes(
     doc: &DeTable,
     file: &str,
     mut total: usize,
     include_dir: Option<&Path>,
+    host: &dyn Host,
 ) -> (Vec<(String, String)>, Vec<Problem>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -46,7 +49,7 @@ pub(super) fn read_includes(
     let here = Path::new(file).parent().unwrap_or(Path::new(""));
     // A pattern may match the main file itself (`include = "*.toml"` beside it): it is
     // read already, so it is skipped, not merged with itself.
-    let main = same_file_id(Path::new(file));
+    let main = host.file_id(Path::new(file));
     let mut seen: Vec<PathBuf> = Vec::new();
     for (pattern, span) in patterns {
         let full = match include_dir {
@@ -76,9 +79,12 @@ pub(super) fn read_includes(
         } else {
             &dir
         };
-        let mut names: Vec<String> = std::fs::read_dir(list)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        let mut names: Vec<String> = host
+            .read_dir(list)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter_map(|n| n.into_string().ok())
                     .filter(|n| !n.starts_with('.') && crate::util::glob_match(&glob, n))
                     .collect()
             })
@@ -86,9 +92,9 @@ pub(super) fn read_includes(
         names.sort();
         for n in names {
             let path = dir.join(&n);
-            if path.is_dir()
+            if host.is_dir(&path)
                 || seen.contains(&path)
-                || main.is_some_and(|m| same_file_id(&path) == Some(m))
+                || main.is_some_and(|m| host.file_id(&path) == Some(m))
             {
                 continue;
             }
@@ -100,7 +106,7 @@ pub(super) fn read_includes(
                 ));
                 return (out, errors);
             }
-            match std::fs::read(&path) {
+            match host.read_file(&path) {
                 Err(e) => errors.push((
                     span.clone(),
                     format!("cannot read included {}: {e}", path.display()),
@@ -130,12 +136,6 @@ pub(super) fn read_includes(
         }
     }
     (out, errors)
-}
-
-/// Device and inode of `path`: two names of one file have the same.
-pub(super) fn same_file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The `[agent]` tables of every file as one: a key set in two files is an error at the

@@ -7,6 +7,7 @@
 
 mod agent;
 mod diag;
+mod host;
 mod include;
 mod proof;
 mod rule;
@@ -16,6 +17,7 @@ mod webhook;
 
 pub use agent::{auto_device_id, read_hostname};
 pub use diag::{Diagnostic, Diagnostics};
+pub use host::{Host, RealHost};
 pub use value::{parse_condition, parse_duration, parse_url, Scheme, Url};
 pub use webhook::{
     alertmanager_target, percent_encode_into, Auth, ContentType, Format, Method, Secret, Signing,
@@ -95,6 +97,14 @@ pub struct Rule {
 /// # Errors
 /// Every problem found, each with file, line and column.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_with_host(path, &RealHost)
+}
+
+/// [`load`], with the config file and everything it names read from `host`.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_host(path: &Path, host: &dyn Host) -> Result<Config, Diagnostics> {
     let file = path.display().to_string();
     let whole_file = |message: String| {
         Diagnostics(vec![Diagnostic {
@@ -104,7 +114,9 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             message,
         }])
     };
-    let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read config: {e}")))?;
+    let bytes = host
+        .read_file(path)
+        .map_err(|e| whole_file(format!("cannot read config: {e}")))?;
     if bytes.len() > MAX_CONFIG_LEN {
         return Err(whole_file(format!(
             "config is {} bytes; the limit is {MAX_CONFIG_LEN}",
@@ -125,16 +137,26 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             }]));
         }
     };
-    parse(&text, &file)
+    parse_with_host(&text, &file, host)
 }
 
-/// Validates config text. `file` names it in diagnostics. Secrets given as `*_file` and
-/// `hostname = "auto"` are read from disk here.
+/// Validates config text. `file` names it in diagnostics. Included files, secrets given
+/// as `*_file` or `*_env`, `hostname = "auto"` and `device_id = "auto"` are read from this
+/// machine here.
 ///
 /// # Errors
 /// Every problem found, each with file, line and column.
 pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
-    parse_with(src, file, None)
+    parse_with_host(src, file, &RealHost)
+}
+
+/// [`parse`], with everything the config names (included files, secrets, the device's
+/// identity, TLS files) read from `host` instead of this machine.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_with_host(src: &str, file: &str, host: &dyn Host) -> Result<Config, Diagnostics> {
+    parse_with(src, file, None, host)
 }
 
 /// Reads the last-known-good copy at `path`: its included files are the copies in
@@ -143,7 +165,8 @@ pub fn parse(src: &str, file: &str) -> Result<Config, Diagnostics> {
 /// # Errors
 /// As [`load`].
 pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let host = &RealHost;
+    let text = host::read_to_string(host, path).map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: path.display().to_string(),
             line: 1,
@@ -152,15 +175,20 @@ pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
         }])
     })?;
     let dir = path.with_file_name(LAST_GOOD_DIR);
-    parse_with(&text, &path.display().to_string(), Some(&dir))
+    parse_with(&text, &path.display().to_string(), Some(&dir), host)
 }
 
 /// The directory, beside `last-good.toml`, that holds copies of the files it included.
 pub const LAST_GOOD_DIR: &str = "last-good.d";
 
 /// [`parse`]; with `include_dir`, the included files are every file there instead of
-/// what `[agent] include` matches.
-fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Config, Diagnostics> {
+/// what `[agent] include` matches. All host I/O goes through `host`.
+fn parse_with(
+    src: &str,
+    file: &str,
+    include_dir: Option<&Path>,
+    host: &dyn Host,
+) -> Result<Config, Diagnostics> {
     let (doc, parse_errors) = DeTable::parse_recoverable(src);
     if !parse_errors.is_empty() {
         let mut c = Collector::new(file, src);
@@ -173,7 +201,7 @@ fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Confi
     let doc = doc.get_ref();
     // `include`: every file is parsed after as many spaces as the files before it are long,
     // so that a span says which file it is in (see `Collector`).
-    let (found, include_errors) = read_includes(doc, file, src.len(), include_dir);
+    let (found, include_errors) = read_includes(doc, file, src.len(), include_dir, host);
     let mut padded: Vec<(String, String, usize)> = Vec::with_capacity(found.len());
     let mut base = src.len() + 1;
     for (name, text) in found {
@@ -210,7 +238,7 @@ fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Confi
         );
     }
     let agent_table = merged_agent(&mut c, &docs);
-    let agent = parse_agent(&mut c, &agent_table);
+    let agent = parse_agent(&mut c, &agent_table, host);
 
     let webhook_tables: Vec<_> = docs
         .iter()
@@ -228,7 +256,7 @@ fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Confi
     let mut webhooks = Vec::new();
     let mut webhook_spans = Vec::new();
     for (t, span) in &webhook_tables {
-        if let Some((w, spans)) = parse_webhook(&mut c, t, span.clone(), &agent) {
+        if let Some((w, spans)) = parse_webhook(&mut c, t, span.clone(), &agent, host) {
             webhooks.push(w);
             webhook_spans.push(spans);
         }
@@ -276,5 +304,7 @@ fn parse_with(src: &str, file: &str, include_dir: Option<&Path>) -> Result<Confi
     })
 }
 
+#[cfg(test)]
+mod host_tests;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ mod transport;
 mod url;
 
 use super::diag::Collector;
+use super::host::Host;
 use super::walk::*;
 use super::{Agent, Url};
 use crate::event::{EventMask, EventType, Language};
@@ -273,11 +274,14 @@ const RESERVED_HEADERS: &[&str] = &[
 const FORMAT_NAMES: &str =
     "cloudmonitor-json, cloudmonitor-form, hertzbeat, alertmanager, template";
 
+/// The `[[webhook]]` at `span`, and where its parts are. Secrets given as `*_env` or
+/// `*_file` and the TLS files are read from `host`.
 pub(super) fn parse_webhook(
     c: &mut Collector,
     t: &DeTable,
     span: Range<usize>,
     agent: &Agent,
+    host: &dyn Host,
 ) -> Option<(Webhook, WebhookSpans)> {
     let agent_language = agent.language;
     check_keys(c, t, WEBHOOK_KEYS, &[], "[[webhook]]");
@@ -525,15 +529,15 @@ pub(super) fn parse_webhook(
                     c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-form format");
                     None
                 }
-                "cloudmonitor" => secret(c, sg, "secret", sspan).map(Signing::Cloudmonitor),
+                "cloudmonitor" => secret(c, sg, "secret", sspan, host).map(Signing::Cloudmonitor),
                 "dingtalk" if format.is_some_and(|f| f != Format::Template) => {
                     c.error(sspan, "the dingtalk signature is for the template format");
                     None
                 }
-                "dingtalk" => secret(c, sg, "secret", sspan).map(Signing::DingTalk),
+                "dingtalk" => secret(c, sg, "secret", sspan, host).map(Signing::DingTalk),
                 "standard-webhooks" => {
                     // Several secrets, space-separated, while one is rotated: all sign.
-                    let secrets = secret(c, sg, "secret", sspan.clone())?;
+                    let secrets = secret(c, sg, "secret", sspan.clone(), host)?;
                     let mut keys = Vec::new();
                     for s in secrets.expose().split_ascii_whitespace() {
                         match crate::deliver::sign::standard_webhooks_key(s) {
@@ -557,7 +561,7 @@ pub(super) fn parse_webhook(
         })
         .unwrap_or_default();
 
-    let auth = get_table(c, t, "auth").map_or(Auth::None, |a| parse_auth(c, a));
+    let auth = get_table(c, t, "auth").map_or(Auth::None, |a| parse_auth(c, a, host));
 
     // The generic HTTP-callback settings: timeout 10 s, 2 retries, 2 s apart. Aliyun
     // CloudMonitor's alarm callback: 5 s and 3 retries.
@@ -617,7 +621,7 @@ pub(super) fn parse_webhook(
     };
     let tls = get_table(c, t, "tls").map_or_else(TlsOptions::default, |tt| {
         let (_, tv) = find(t, "tls").expect("tls was read");
-        parse_tls(c, tt, tv.span())
+        parse_tls(c, tt, tv.span(), host)
     });
 
     let egress = parse_egress(c, t);

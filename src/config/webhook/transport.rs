@@ -1,6 +1,7 @@
 //! How a webhook's requests travel: egress, authentication and its secrets, TLS.
 
 use super::super::diag::Collector;
+use super::super::host::{read_to_string, Host};
 use super::super::walk::*;
 use super::super::{parse_url, Scheme};
 use super::{Auth, Secret, TlsOptions};
@@ -72,7 +73,8 @@ pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> crate::deliver::cl
     }
 }
 
-pub(super) fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
+/// `auth = { … }`; its secret is read from `host` when given as `*_env` or `*_file`.
+pub(super) fn parse_auth(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Auth {
     check_keys(
         c,
         t,
@@ -125,7 +127,9 @@ pub(super) fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
             }
             Auth::None
         }
-        Some(("bearer", span)) => secret(c, t, "token", span).map_or(Auth::None, Auth::Bearer),
+        Some(("bearer", span)) => {
+            secret(c, t, "token", span, host).map_or(Auth::None, Auth::Bearer)
+        }
         Some(("basic", span)) => {
             let username = match get_str(c, t, "username") {
                 Some((u, uspan)) => {
@@ -139,7 +143,7 @@ pub(super) fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
                     String::new()
                 }
             };
-            match secret(c, t, "password", span) {
+            match secret(c, t, "password", span, host) {
                 Some(password) => Auth::Basic { username, password },
                 None => Auth::None,
             }
@@ -155,12 +159,14 @@ pub(super) fn parse_auth(c: &mut Collector, t: &DeTable) -> Auth {
 }
 
 /// Reads `key`, `key_env` or `key_file` (exactly one). A relative `*_file` is looked up in
-/// `$CREDENTIALS_DIRECTORY` first (systemd's `LoadCredential=`).
+/// `$CREDENTIALS_DIRECTORY` first (systemd's `LoadCredential=`). The environment and the
+/// files are `host`'s.
 pub(super) fn secret(
     c: &mut Collector,
     t: &DeTable,
     key: &str,
     type_span: Range<usize>,
+    host: &dyn Host,
 ) -> Option<Secret> {
     let env_key = format!("{key}_env");
     let file_key = format!("{key}_file");
@@ -179,16 +185,18 @@ pub(super) fn secret(
     let found = if given[0] == key {
         Ok(value.to_string())
     } else if given[0] == env_key {
-        std::env::var(value).map_err(|_| format!("environment variable `{value}` is not set"))
+        host.env(value)
+            .and_then(|v| v.into_string().ok())
+            .ok_or_else(|| format!("environment variable `{value}` is not set"))
     } else {
         let path = Path::new(value);
-        let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) if path.is_relative() && Path::new(&dir).join(path).exists() => {
+        let path = match host.env("CREDENTIALS_DIRECTORY") {
+            Some(dir) if path.is_relative() && host.exists(&Path::new(&dir).join(path)) => {
                 Path::new(&dir).join(path)
             }
             _ => path.to_path_buf(),
         };
-        std::fs::read_to_string(&path)
+        read_to_string(host, &path)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
             .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
     };
@@ -209,8 +217,14 @@ pub(super) fn secret(
     }
 }
 
-/// `tls = { … }`; `span` is the table's, for errors about the table as a whole.
-pub(super) fn parse_tls(c: &mut Collector, t: &DeTable, span: Range<usize>) -> TlsOptions {
+/// `tls = { … }`; `span` is the table's, for errors about the table as a whole. The files
+/// it names must open on `host`.
+pub(super) fn parse_tls(
+    c: &mut Collector,
+    t: &DeTable,
+    span: Range<usize>,
+    host: &dyn Host,
+) -> TlsOptions {
     if find(t, "client_cert").is_some() != find(t, "client_key").is_some() {
         c.error(span, "`tls.client_cert` and `tls.client_key` go together");
     }
@@ -229,7 +243,7 @@ pub(super) fn parse_tls(c: &mut Collector, t: &DeTable, span: Range<usize>) -> T
     // Read now so that `check` (and a SIGHUP reload) catch a missing file, not the start.
     let mut path = |key: &str| {
         let (s, span) = get_str(c, t, key).filter(|(s, _)| !s.is_empty())?;
-        match std::fs::File::open(s) {
+        match host.open(Path::new(s)) {
             Ok(_) => Some(PathBuf::from(s)),
             Err(e) => {
                 c.error(span, format!("`tls.{key}`: cannot read `{s}`: {e}"));

@@ -1,0 +1,76 @@
+//! What parsing asks of the host: files, directory listings and the environment. Parsing
+//! itself is pure over the config text and a [`Host`]; [`RealHost`] is the machine it runs
+//! on, and the unit tests put a fake one in its place.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+
+/// Every piece of host I/O done while a config is parsed: included files and their
+/// directory, `*_file` and `*_env` secrets, `$CREDENTIALS_DIRECTORY`, the device's identity
+/// under `[agent] root` (`/etc/machine-id`, `/sys/class/net/*/address`,
+/// `/proc/sys/kernel/hostname`) and the TLS files a webhook names.
+pub trait Host {
+    /// The whole file at `path`.
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// The names of the entries of directory `dir`, in no particular order.
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Device and inode of `path` (symbolic links followed): two names of one file have
+    /// the same. `None` when it does not exist.
+    fn file_id(&self, path: &Path) -> Option<(u64, u64)>;
+    /// Whether `path` is a directory (symbolic links followed).
+    fn is_dir(&self, path: &Path) -> bool;
+    /// Opens `path` for reading and closes it again: whether it can be read, without
+    /// reading it.
+    fn open(&self, path: &Path) -> io::Result<()>;
+    /// The environment variable `key`.
+    fn env(&self, key: &str) -> Option<OsString>;
+
+    /// Whether `path` exists (symbolic links followed).
+    fn exists(&self, path: &Path) -> bool {
+        self.file_id(path).is_some()
+    }
+}
+
+/// The machine tocsin runs on: `std::fs` and `std::env`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealHost;
+
+impl Host for RealHost {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(|e| Some(e.ok()?.file_name()))
+            .collect())
+    }
+
+    fn file_id(&self, path: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn open(&self, path: &Path) -> io::Result<()> {
+        std::fs::File::open(path).map(drop)
+    }
+
+    fn env(&self, key: &str) -> Option<OsString> {
+        std::env::var_os(key)
+    }
+}
+
+/// The file at `path` as text; not UTF-8 is an error, as [`std::fs::read_to_string`] has it.
+pub(super) fn read_to_string(host: &dyn Host, path: &Path) -> io::Result<String> {
+    String::from_utf8(host.read_file(path)?).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
