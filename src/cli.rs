@@ -1,15 +1,16 @@
 //! The command line. Exit codes: 0 ok, 1 config or usage error, 2 runtime failure.
 
+use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::deliver::send::{send, Outgoing};
 use crate::deliver::{self, client::Client, Mode};
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventId, EventType};
 use crate::limits::{MAX_AM_BODY_LEN, MAX_BODY_LEN};
 use crate::metric::Samples;
 use crate::render::fmt_value;
 use crate::rule::{Evaluator, Level, RuleSpec, SeriesView, Transition, TransitionKind};
-use crate::service::{self, new_event_id, now_ms};
+use crate::service::{self, ConfigSource};
 use crate::source::Sampler;
-use bytes::Bytes;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -200,14 +201,18 @@ pub fn main() -> ExitCode {
         },
         Command::Run { config, dry_run } => {
             let (cfg, origin) = match load(&config) {
-                Ok(c) => (c, service::Origin::Given),
+                Ok(c) => (c, ConfigSource::Given),
                 Err(code) => match last_good(&config) {
-                    Some((cfg, lkg)) => (cfg, service::Origin::LastGood(lkg)),
+                    Some((cfg, lkg)) => (cfg, ConfigSource::LastGood(lkg)),
                     None => return code,
                 },
             };
             let mode = if dry_run { Mode::DryRun } else { Mode::Send };
-            runtime(async move { service::run(&config, cfg, mode, origin).await })
+            runtime(async move {
+                service::run(&config, cfg, mode, origin)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         }
         Command::Once { config, metrics } => {
             let cfg = match load(&config) {
@@ -354,7 +359,7 @@ fn once(cfg: &Config, metrics: bool) {
     }
     let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
     let mut ev = Evaluator::new(&specs);
-    ev.evaluate(&specs, &samples, now_ms(), &mut |_| {});
+    ev.evaluate(&specs, &samples, Clock::system().now_ms(), &mut |_| {});
     println!(
         "{:<20} {:<20} {:>14} {:<9} STATE",
         "RULE", "SERIES", "VALUE", "LEVEL"
@@ -381,10 +386,9 @@ fn once(cfg: &Config, metrics: bool) {
 }
 
 /// An example event for `render`: an alarm of `rule` at its highest threshold, or a `test`.
-fn example_event(cfg: &Config, rule: Option<usize>) -> Event {
-    let now = now_ms();
+fn example_event(cfg: &Config, rule: Option<usize>, now: u64) -> Event {
     let Some(r) = rule else {
-        return Event::agent(EventType::Test, new_event_id(now), now, "render");
+        return Event::agent(EventType::Test, EventId::generate(now), now, "render");
     };
     let spec = &cfg.rules[r].spec;
     let (level, cond) = [Level::Critical, Level::Warn, Level::Info]
@@ -411,7 +415,7 @@ fn example_event(cfg: &Config, rule: Option<usize>) -> Event {
         last_trigger_ms: now,
         times: u32::from(spec.times),
     };
-    t.to_event(spec, new_event_id(now), now)
+    t.to_event(spec, EventId::generate(now), now)
 }
 
 fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
@@ -429,18 +433,23 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
         },
         None => None,
     };
-    let event = example_event(cfg, r);
+    let now = Clock::system().now_ms();
+    let event = example_event(cfg, r, now);
     let mut buf = vec![0u8; MAX_BODY_LEN.max(MAX_AM_BODY_LEN)];
-    let origin = deliver::origin(cfg);
-    let ctx = deliver::ctx(wh, &event, &origin);
-    match crate::render::render(wh, &ctx, &mut buf) {
-        Ok(n) => {
-            println!("# {} {}", wh.method.as_str(), wh.url.text);
-            print!("{}", deliver::format_request(wh, &ctx, &buf[..n]));
+    let i = cfg
+        .webhooks
+        .iter()
+        .position(|w| w.name == webhook)
+        .unwrap_or(0);
+    let spec = cfg.sink(i);
+    match spec.print(&event, now, &mut buf) {
+        Some(text) => {
+            println!("# {} {}", wh.endpoint.method.as_str(), wh.endpoint.url.text);
+            print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tocsin: {e}");
+        None => {
+            eprintln!("tocsin: {}", crate::render::RenderError::BufferFull);
             ExitCode::from(2)
         }
     }
@@ -449,47 +458,50 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
 /// `tocsin test`: one `test` event, one attempt, status and latency printed (seed 004's
 /// "Send test"). Works on a config that is not installed yet, even a disabled webhook.
 async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
-    let wh = &cfg.webhooks[i];
-    let tls = deliver::tls_for(wh)?;
-    let now = now_ms();
-    let event = Event::agent(EventType::Test, new_event_id(now), now, "tocsin test");
+    let spec = cfg.sink(i);
+    let tls = deliver::tls_for(&spec).map_err(|e| e.to_string())?;
+    let clock = Clock::system();
+    let now = clock.now_ms();
+    let event = Event::agent(EventType::Test, EventId::generate(now), now, "tocsin test");
     let mut buf = vec![0u8; MAX_BODY_LEN.max(MAX_AM_BODY_LEN)];
-    let origin = deliver::origin(cfg);
-    let ctx = deliver::ctx(wh, &event, &origin);
-    let n = crate::render::render(wh, &ctx, &mut buf).map_err(|e| e.to_string())?;
+    let prepared = spec
+        .prepare(&event, now, &mut buf)
+        .map_err(|e| e.to_string())?;
     let id = event.id.to_text();
+    let what = format!("{} {id}", event.kind.as_str());
+    let am = spec.payload.format == crate::render::Format::Alertmanager;
     let mut failed = Vec::new();
     // Every peer of an Alertmanager cluster gets it, as every alert does.
-    for url in &wh.peers {
-        let mut head = deliver::Head::new(wh, &ctx)?;
-        if wh.format == crate::config::Format::Alertmanager {
-            head.retarget(url, &crate::config::alertmanager_target(url))?;
-        }
-        #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
-        let mut client = Client::new(url.clone(), tls.clone(), wh.egress.clone());
-        let d = deliver::send_request(
-            &mut client,
-            wh,
-            &head,
-            &id,
-            event.kind.as_str(),
-            false,
-            Bytes::copy_from_slice(&buf[..n]),
-            1,
-            None,
-        )
-        .await;
-        let ms = d.elapsed.as_millis();
-        let to = if wh.peers.len() > 1 {
-            format!("{} ({})", wh.name, url.host_header())
+    for url in &spec.endpoint.peers {
+        let head = if am {
+            spec.alerts_head(url, event.id, now)
+                .map_err(|e| e.to_string())?
         } else {
-            wh.name.clone()
+            prepared.head.clone()
         };
-        match (d.delivered, d.status) {
-            (true, Some(s)) => println!("{to}: HTTP {s} in {ms} ms (event {id})"),
-            _ => failed.push(format!(
+        #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
+        let mut client = Client::new(url.clone(), tls.clone(), spec.endpoint.egress.clone());
+        let out = Outgoing {
+            head: &head,
+            body: prepared.body.clone(),
+            id: &id,
+            what: &what,
+            quiet: false,
+            max_attempts: 1,
+        };
+        let d = send(&mut client, &spec, &clock, out, None).await;
+        let ms = d.elapsed.as_millis();
+        let to = if spec.endpoint.peers.len() > 1 {
+            format!("{} ({})", spec.name, url.host_header())
+        } else {
+            spec.name.clone()
+        };
+        match (&d.error, d.status) {
+            (None, Some(s)) => println!("{to}: HTTP {s} in {ms} ms (event {id})"),
+            (e, _) => failed.push(format!(
                 "{to}: test failed after {ms} ms: {}",
-                d.error.unwrap_or_else(|| "unknown error".into())
+                e.as_ref()
+                    .map_or_else(|| "unknown error".into(), |e| e.to_string())
             )),
         }
     }

@@ -63,7 +63,7 @@ pub async fn read_request(stream: &mut UnixStream) -> Option<String> {
 }
 
 /// Writes the answer and closes.
-pub async fn answer(mut stream: UnixStream, text: &str) {
+pub async fn answer(mut stream: UnixStream, text: String) {
     let _ = tokio::time::timeout(REQUEST_TIMEOUT, async {
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.shutdown().await;

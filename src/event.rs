@@ -226,6 +226,13 @@ impl Language {
 pub struct EventId(pub [u8; 16]);
 
 impl EventId {
+    /// A new unique id for an event made at `now` (10 random bytes from the kernel).
+    pub fn generate(now: Millis) -> EventId {
+        let mut r = [0u8; 10];
+        crate::util::random_fill(&mut r);
+        EventId::new(now, r)
+    }
+
     /// Builds a UUIDv7-shaped id from the time and 10 random bytes.
     pub fn new(now: Millis, random: [u8; 10]) -> EventId {
         let mut b = [0u8; 16];

@@ -34,6 +34,7 @@ pub mod log;
 pub mod metric;
 pub mod notify;
 pub mod render;
+pub mod route;
 pub mod rule;
 pub mod service;
 pub mod source;

@@ -155,20 +155,21 @@ fn every_format_survives_hostile_values() {
         let cfg = parse(CONFIG, "escaping.toml").unwrap();
         let labels = cfg.agent.labels.clone();
         let origin = Origin {
-            device_id: &device,
-            hostname: "h",
+            device_id: device.clone(),
+            hostname: "h".into(),
             interval_ms: 5000,
-            labels: &labels,
+            labels: labels.clone(),
         };
         let e = event(&dim);
         let render_body = |wh: &tocsin::config::Webhook| {
             let ctx = Ctx {
                 event: &e,
                 origin: &origin,
-                language: wh.language,
+                language: wh.payload.language,
             };
             let mut buf = vec![0u8; 64 * 1024];
-            let n = render(wh, &ctx, &mut buf).unwrap_or_else(|err| panic!("case {case}: {err}"));
+            let n = render(&wh.payload, &ctx, &mut buf)
+                .unwrap_or_else(|err| panic!("case {case}: {err}"));
             String::from_utf8(buf[..n].to_vec()).unwrap()
         };
         let ctx_msg = || format!("case {case}: device {device:?}, dim {dim:?}");
@@ -268,9 +269,9 @@ fn every_format_survives_hostile_values() {
         let ctx = Ctx {
             event: &e,
             origin: &origin,
-            language: wh.language,
+            language: wh.payload.language,
         };
-        for (name, tpl) in &wh.headers {
+        for (name, tpl) in &wh.endpoint.headers {
             let mut buf = [0u8; 1024];
             let mut w = FixedWriter::new(&mut buf);
             tpl.render(&mut w, &ctx, Escape::Header).unwrap();
@@ -287,7 +288,10 @@ fn every_format_survives_hostile_values() {
         }
         let mut buf = [0u8; 2048];
         let mut w = FixedWriter::new(&mut buf);
-        wh.target.render(&mut w, &ctx, Escape::Url).unwrap();
+        wh.endpoint
+            .target
+            .render(&mut w, &ctx, Escape::Url)
+            .unwrap();
         let uri: hyper::Uri = w
             .as_str()
             .parse()

@@ -91,7 +91,7 @@ fn rendering_allocates_nothing() {
     );
     drop(probe);
     let cfg = parse(CONFIG, "alloc.toml").unwrap();
-    let origin = tocsin::deliver::origin(&cfg);
+    let origin = cfg.agent.origin();
     let mut e = Event::agent(
         EventType::Alarm,
         EventId::new(1_795_339_813_000, [9; 10]),
@@ -120,17 +120,20 @@ fn rendering_allocates_nothing() {
         let ctx = Ctx {
             event: &e,
             origin: &origin,
-            language: wh.language,
+            language: wh.payload.language,
         };
         // Warm-up (nothing lazy is expected, but a first call may not count).
-        render(wh, &ctx, &mut buf).unwrap();
+        render(&wh.payload, &ctx, &mut buf).unwrap();
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         let mut bytes = 0;
         for _ in 0..1000 {
-            bytes = render(wh, &ctx, &mut buf).unwrap();
+            bytes = render(&wh.payload, &ctx, &mut buf).unwrap();
             let mut w = FixedWriter::new(&mut small);
-            wh.target.render(&mut w, &ctx, Escape::Url).unwrap();
-            for (_, h) in &wh.headers {
+            wh.endpoint
+                .target
+                .render(&mut w, &ctx, Escape::Url)
+                .unwrap();
+            for (_, h) in &wh.endpoint.headers {
                 let mut w = FixedWriter::new(&mut small);
                 h.render(&mut w, &ctx, Escape::Header).unwrap();
             }

@@ -20,9 +20,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tocsin::clock::Clock;
 use tocsin::deliver::Mode;
 use tocsin::event::EventType;
-use tocsin::service::{now_ms, Agent};
+use tocsin::service::Agent;
 
 #[path = "../../tests/common/am.rs"]
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
@@ -187,10 +188,11 @@ fn main() {
         .expect("runtime");
     let (report, holding) = rt.block_on(async {
         let rss0 = rss_kb();
+        let clock = Clock::system();
         let mut agents: Vec<Agent> = (0..devices)
             .map(|i| {
                 let cfg = config(i, &root, &state, &am.url(0)).expect("parsed once already");
-                Agent::new(Arc::new(cfg), Mode::Send).expect("agent")
+                Agent::new(Arc::new(cfg), Mode::Send, clock.clone()).expect("agent")
             })
             .collect();
         let rss_agents = rss_kb();
@@ -205,9 +207,8 @@ fn main() {
         let mut steady_from = None;
         while start.elapsed() < Duration::from_secs(seconds) {
             tick.tick().await;
-            let now = now_ms();
             for a in &mut agents {
-                a.tick(now);
+                a.tick();
             }
             if burst.is_none() {
                 // Let the lanes run before asking Alertmanager.

@@ -160,7 +160,10 @@ fn a_token_file_is_read_from_the_credentials_directory() {
         .var("CREDENTIALS_DIRECTORY", "/run/credentials/tocsin.service")
         .file("/run/credentials/tocsin.service/ops-token", "s3cret\n");
     let cfg = host.parse(&src).unwrap();
-    assert_eq!(cfg.webhooks[0].auth, Auth::Bearer(Secret("s3cret".into())));
+    assert_eq!(
+        cfg.webhooks[0].endpoint.auth,
+        Auth::Bearer(Secret::new("s3cret".into()))
+    );
     // Without the directory, the relative name is the file itself; it is not there.
     let e = errors(FakeHost::default().parse(&src));
     assert_eq!(e.len(), 1, "{e:?}");
@@ -177,7 +180,10 @@ fn a_token_env_is_read_from_the_environment() {
     );
     let host = FakeHost::default().var("OPS_TOKEN", "t0ken");
     let cfg = host.parse(&src).unwrap();
-    assert_eq!(cfg.webhooks[0].auth, Auth::Bearer(Secret("t0ken".into())));
+    assert_eq!(
+        cfg.webhooks[0].endpoint.auth,
+        Auth::Bearer(Secret::new("t0ken".into()))
+    );
     assert_eq!(
         errors(FakeHost::default().parse(&src)),
         ["/etc/tocsin/tocsin.toml:8:39: `token_env`: environment variable `OPS_TOKEN` is not set"]
@@ -234,7 +240,7 @@ fn tls_files_must_exist_on_the_host() {
     let host = FakeHost::default().file("/etc/tocsin/ca.pem", "PEM");
     let cfg = host.parse(&src).unwrap();
     assert_eq!(
-        cfg.webhooks[0].tls.ca_file.as_deref(),
+        cfg.webhooks[0].endpoint.tls.ca_file.as_deref(),
         Some(Path::new("/etc/tocsin/ca.pem"))
     );
     let e = errors(FakeHost::default().parse(&src));

@@ -15,13 +15,15 @@ mod value;
 mod walk;
 mod webhook;
 
+pub use crate::deliver::url::{parse_url, Scheme, Url};
+pub use crate::util::percent_encode_into;
 pub use agent::{auto_device_id, read_hostname};
 pub use diag::{Diagnostic, Diagnostics};
 pub use host::{Host, RealHost};
-pub use value::{parse_condition, parse_duration, parse_url, Scheme, Url};
+pub use value::{parse_condition, parse_duration};
 pub use webhook::{
-    alertmanager_target, percent_encode_into, Auth, ContentType, Format, Method, Secret, Signing,
-    SigningKeys, TlsOptions, Webhook,
+    alertmanager_target, Auth, ContentType, Egress, Endpoint, Filter, Format, Method, Payload,
+    Secret, Signing, SigningKeys, TlsOptions, Webhook,
 };
 
 use crate::event::Language;
@@ -79,6 +81,36 @@ pub struct Agent {
     pub heartbeat_ms: Option<u64>,
     /// Fleet labels, in file order.
     pub labels: Vec<(String, String)>,
+}
+
+impl Config {
+    /// What the sink of webhook `i` needs, owned: its payload, endpoint and filter, and
+    /// the device and state directory of `[agent]`.
+    pub fn sink(&self, i: usize) -> crate::deliver::SinkSpec {
+        let wh = &self.webhooks[i];
+        crate::deliver::SinkSpec {
+            name: wh.name.clone(),
+            payload: wh.payload.clone(),
+            endpoint: wh.endpoint.clone(),
+            filter: wh.filter,
+            origin: self.agent.origin(),
+            state_dir: self.agent.state_dir.clone(),
+            interval_ms: self.agent.interval_ms,
+            heartbeat: self.agent.heartbeat_ms.is_some(),
+        }
+    }
+}
+
+impl Agent {
+    /// The device as payloads see it.
+    pub fn origin(&self) -> render::Origin {
+        render::Origin {
+            device_id: self.device_id.clone(),
+            hostname: self.hostname.clone(),
+            interval_ms: self.interval_ms,
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 /// A validated `[[rule]]`.
@@ -284,7 +316,10 @@ fn parse_with(
             rules.push(r);
         }
     }
-    if webhooks.iter().any(|w| w.format == Format::Alertmanager) {
+    if webhooks
+        .iter()
+        .any(|w| w.payload.format == Format::Alertmanager)
+    {
         check_alertmanager_labels(&mut c, &agent_table);
     }
     // Every payload is proved valid and within its buffer before the agent may run.

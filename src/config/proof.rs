@@ -24,14 +24,10 @@ pub(super) fn prove_webhook(
 ) {
     use render::check::{self, prove};
     use render::Escape;
-    let origin = render::Origin {
-        device_id: &agent.device_id,
-        hostname: &agent.hostname,
-        interval_ms: agent.interval_ms,
-        labels: &agent.labels,
-    };
-    let escape = render::body_escape(wh);
-    let validate: Option<check::Validator> = match (wh.format, wh.content_type) {
+    let origin = agent.origin();
+    let (payload, endpoint) = (&wh.payload, &wh.endpoint);
+    let escape = payload.escape();
+    let validate: Option<check::Validator> = match (payload.format, payload.content_type) {
         (Format::Template, None | Some(ContentType::Text)) => None,
         (Format::Template, Some(ContentType::Xml)) => Some(check::xml),
         (Format::CloudmonitorForm, _) | (Format::Template, Some(ContentType::Form)) => {
@@ -42,22 +38,18 @@ pub(super) fn prove_webhook(
     let body_at = spans.body.clone().unwrap_or(spans.table.clone());
     if let Err(m) = prove(
         &origin,
-        wh.language,
+        payload.language,
         rule_name,
         escape,
-        if wh.format == Format::Alertmanager {
-            MAX_AM_BODY_LEN
-        } else {
-            MAX_BODY_LEN
-        },
+        payload.body_limit(),
         validate,
-        &|ctx, buf| render::render(wh, ctx, buf).ok(),
+        &|ctx, buf| payload.render(ctx, buf).ok(),
     ) {
         c.error(
             body_at,
             format!(
                 "the {} body of webhook `{}`: {m}",
-                wh.format.as_str(),
+                payload.format.as_str(),
                 wh.name
             ),
         );
@@ -68,18 +60,18 @@ pub(super) fn prove_webhook(
         .or(spans.url.clone())
         .unwrap_or(spans.table.clone());
     // DingTalk's `&timestamp=…&sign=…` is appended after rendering: leave room for it.
-    let url_limit = match wh.signing {
+    let url_limit = match endpoint.signing {
         Signing::DingTalk(_) => MAX_URL_LEN - DINGTALK_SIGN_MAX,
         _ => MAX_URL_LEN,
     };
     if let Err(m) = prove(
         &origin,
-        wh.language,
+        payload.language,
         rule_name,
         Escape::Url,
         url_limit,
         None,
-        &|ctx, buf| check::render_template(&wh.target, ctx, Escape::Url, buf),
+        &|ctx, buf| check::render_template(&endpoint.target, ctx, Escape::Url, buf),
     ) {
         c.error(
             url_at,
@@ -89,10 +81,10 @@ pub(super) fn prove_webhook(
             ),
         );
     }
-    for (name, tpl) in &wh.headers {
+    for (name, tpl) in &endpoint.headers {
         if let Err(m) = prove(
             &origin,
-            wh.language,
+            payload.language,
             rule_name,
             Escape::Header,
             MAX_HEADER_VALUE_LEN,

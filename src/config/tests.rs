@@ -60,21 +60,25 @@ fn a_good_config_validates() {
     assert_eq!(c.rules[1].notify, vec![0]);
     let w = &c.webhooks[0];
     assert_eq!(
-        (w.timeout_ms, w.retries, w.retry_interval_ms),
+        (
+            w.endpoint.timeout_ms,
+            w.endpoint.retries,
+            w.endpoint.retry_interval_ms
+        ),
         (5000, 3, 2000),
         "cloudmonitor defaults (seeds 001/003)"
     );
     assert_eq!(
-        w.target.segments,
+        w.endpoint.target.segments,
         vec![
             Segment::Lit("/alarm".into()),
             Segment::Lit("?device=".into()),
             Segment::Lit("gw%2042".into())
         ]
     );
-    assert_eq!(w.auth, Auth::Bearer(Secret("s3cret".into())));
+    assert_eq!(w.endpoint.auth, Auth::Bearer(Secret::new("s3cret".into())));
     assert!(
-        !format!("{:?}", w.auth).contains("s3cret"),
+        !format!("{:?}", w.endpoint.auth).contains("s3cret"),
         "Debug must not show secrets"
     );
 }
@@ -120,9 +124,9 @@ fn defaults() {
     .unwrap();
     assert_eq!(c.agent.interval_ms, 5000);
     assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/tocsin"));
-    assert_eq!(c.webhooks[0].events, EventMask::DEFAULT);
-    assert_eq!(c.webhooks[0].retry_after_max_ms, 300_000);
-    assert!(c.webhooks[0].enabled);
+    assert_eq!(c.webhooks[0].filter.events, EventMask::DEFAULT);
+    assert_eq!(c.webhooks[0].endpoint.retry_after_max_ms, 300_000);
+    assert!(c.webhooks[0].filter.enabled);
 }
 
 #[test]
@@ -142,7 +146,7 @@ fn a_custom_user_agent_replaces_ours_and_reserved_headers_are_refused() {
         "t",
     )
     .unwrap();
-    let (name, value) = &c.webhooks[0].headers[0];
+    let (name, value) = &c.webhooks[0].endpoint.headers[0];
     assert_eq!(
         (name.as_str(), value.segments.as_slice()),
         ("User-Agent", &[Segment::Lit("fleet/1".into())][..])

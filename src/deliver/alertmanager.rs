@@ -26,17 +26,18 @@
 //!   agent was down expire there by themselves.
 
 use super::client::{Client, TlsConfig};
-use super::{clock, send_request, Failure, Head, Mode, SharedStats};
-use crate::config::{Config, Url, Webhook};
-use crate::event::Language;
-use crate::event::{Event, EventType};
+use super::send::{send, Outgoing};
+use super::url::Url;
+use super::{alertmanager_target, Env, Error, Failure, Mode, SharedStats, SinkSpec};
+use crate::clock::{Clock, PLAUSIBLE_SINCE_MS};
+use crate::event::{Event, EventId, EventType, Level};
 use crate::limits::{MAX_AM_ALERTS, MAX_AM_BODY_LEN, MAX_AM_PEERS, MAX_BATCH};
 use crate::render::alertmanager::{expiry, Alert, Batch, Name};
-use crate::render::{Ctx, Origin};
-use crate::rule::Level;
+use crate::render::Ctx;
 use bytes::Bytes;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
 /// How many times a resolved alert is sent to each peer (`resend` apart), so that one
@@ -97,7 +98,7 @@ impl Entry {
         // Times taken before the clock was set (a router without RTC boots in 1970 or at
         // its firmware's date) say nothing: the first plausible time stands in for them.
         let plausible = |t: u64| {
-            if t < clock::PLAUSIBLE_SINCE_MS {
+            if t < PLAUSIBLE_SINCE_MS {
                 now
             } else {
                 t
@@ -136,28 +137,23 @@ pub struct Table {
     next_version: u64,
     /// The agent is stopping (or was replaced): lanes send what is due, then end.
     closing: bool,
-    origin: Instant,
 }
 
 impl Table {
-    /// An empty table for `wh`, with room for [`MAX_AM_ALERTS`].
-    pub fn new(wh: &Webhook, heartbeat: bool) -> Table {
+    /// An empty table for `spec`, with room for [`MAX_AM_ALERTS`]. Due times are on the
+    /// agent's monotonic clock (they must not jump with the wall clock).
+    pub fn new(spec: &SinkSpec, heartbeat: bool) -> Table {
+        let events = spec.filter.events;
         Table {
             entries: Vec::with_capacity(MAX_AM_ALERTS),
-            peers: wh.peers.len().clamp(1, MAX_AM_PEERS),
-            resend_ms: wh.resend_ms,
-            events: wh.events,
-            min_level: wh.min_level,
-            heartbeat: heartbeat && wh.events.contains(EventType::Heartbeat),
+            peers: spec.endpoint.peers.len().clamp(1, MAX_AM_PEERS),
+            resend_ms: spec.payload.resend_ms,
+            events,
+            min_level: spec.filter.min_level,
+            heartbeat: heartbeat && events.contains(EventType::Heartbeat),
             next_version: 1,
             closing: false,
-            origin: Instant::now(),
         }
-    }
-
-    /// Monotonic milliseconds of this table (due times must not jump with the wall clock).
-    pub fn mono_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
     }
 
     /// Alerts held: (firing, resolved but still being repeated).
@@ -196,13 +192,8 @@ impl Table {
         self.touch(i, mono);
     }
 
-    /// Applies one event at `now` (unix ms).
-    pub fn apply(&mut self, e: &Event, now: u64) -> Applied {
-        self.apply_at(e, now, self.mono_ms())
-    }
-
-    /// [`apply`](Self::apply) at monotonic time `mono`.
-    pub fn apply_at(&mut self, e: &Event, now: u64, mono: u64) -> Applied {
+    /// Applies one event at `now` (unix ms), monotonic time `mono`.
+    pub fn apply(&mut self, e: &Event, now: u64, mono: u64) -> Applied {
         let mut out = Applied::default();
         let Some(name) = Name::of(e.kind) else {
             // agent_start: the heartbeat alerts exist from the start.
@@ -394,15 +385,13 @@ impl Table {
     pub fn collect(
         &self,
         peer: usize,
-        now: u64,
-        mono: u64,
-        max_batch: usize,
-        origin: &Origin<'_>,
-        language: Language,
-        generator_url: Option<&crate::render::template::Template>,
+        (now, mono): (u64, u64),
+        spec: &SinkSpec,
         buf: &mut [u8],
         sent: &mut Vec<(usize, u64)>,
     ) -> (usize, usize, Option<u64>) {
+        let max_batch = spec.endpoint.max_batch;
+        let generator_url = spec.payload.generator_url.as_ref();
         let mut news = 0;
         sent.clear();
         let mut batch = Batch::new(buf);
@@ -424,8 +413,8 @@ impl Table {
                 let alert = x.alert(now, self.resend_ms);
                 let ctx = Ctx {
                     event: &x.event,
-                    origin,
-                    language,
+                    origin: &spec.origin,
+                    language: spec.payload.language,
                 };
                 if batch.push(&alert, &ctx, generator_url).is_err() {
                     break;
@@ -471,8 +460,7 @@ impl Table {
     /// config). `rule_map[old index]` is the new index of a rule that kept its state;
     /// alerts of other rules resolve (their rule changed or is gone: nothing would resolve
     /// them later). Everything is sent to every peer again.
-    pub fn adopt(&mut self, old: &mut Table, rule_map: &[Option<usize>], now: u64) {
-        let mono = self.mono_ms();
+    pub fn adopt(&mut self, old: &mut Table, rule_map: &[Option<usize>], now: u64, mono: u64) {
         for mut x in old.entries.drain(..) {
             if self.entries.len() >= MAX_AM_ALERTS {
                 break;
@@ -522,10 +510,11 @@ pub struct Lane {
     pub peer: usize,
     /// Woken when the table changed.
     pub wake: Arc<Notify>,
-    cfg: Arc<Config>,
+    spec: Arc<SinkSpec>,
     index: usize,
     url: Url,
     client: Client,
+    clock: Clock,
     buf: Box<[u8]>,
     sent: Vec<(usize, u64)>,
     failures: mpsc::Sender<Failure>,
@@ -538,68 +527,53 @@ pub struct Lane {
 }
 
 impl Lane {
-    /// A lane for peer `peer` of webhook `index`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: Arc<Config>,
-        index: usize,
-        peer: usize,
+    /// A lane for peer `peer` of `spec` (webhook number `index`).
+    fn new(
+        spec: Arc<SinkSpec>,
+        (index, peer): (usize, usize),
         table: SharedTable,
         tls: TlsConfig,
-        failures: mpsc::Sender<Failure>,
-        stop: watch::Receiver<bool>,
-        stats: SharedStats,
+        env: &Env,
     ) -> Lane {
-        let wh = &cfg.webhooks[index];
-        let url = wh.peers[peer].clone();
+        let url = spec.endpoint.peers[peer].clone();
         Lane {
-            client: Client::new(url.clone(), tls, wh.egress.clone()),
+            client: Client::new(url.clone(), tls, spec.endpoint.egress.clone()),
             url,
             table,
             peer,
             wake: Arc::new(Notify::new()),
             index,
+            clock: env.clock.clone(),
             buf: vec![0u8; MAX_AM_BODY_LEN].into_boxed_slice(),
             sent: Vec::with_capacity(MAX_BATCH),
-            failures,
-            stop,
-            stats,
+            failures: env.failures.clone(),
+            stop: env.stop.clone(),
+            stats: SharedStats::default(),
             failing: false,
             clock_held: false,
-            cfg,
+            spec,
         }
     }
 
     /// Sends due alerts until the table closes (and nothing more is due) or the agent stops.
     pub async fn run(mut self, mode: Mode) {
-        let cfg = self.cfg.clone();
-        let wh = &cfg.webhooks[self.index];
-        let origin = super::origin(&cfg);
+        let spec = self.spec.clone();
         let mut backoff_until: Option<u64> = None;
         loop {
             if *self.stop.borrow() {
                 return;
             }
-            let now = clock::now_ms();
-            let (len, news, next, closing, mono) = {
+            let now = self.clock.now_ms();
+            let mono = self.clock.mono_ms();
+            let (len, news, next, closing) = {
                 let Ok(table) = self.table.lock() else { return };
-                let mono = table.mono_ms();
                 let closing = table.closing;
                 if backoff_until.is_some_and(|b| mono < b) && !closing {
-                    (0, 0, backoff_until, closing, mono)
+                    (0, 0, backoff_until, closing)
                 } else {
-                    let (len, news, next) = table.collect(
-                        self.peer,
-                        now,
-                        mono,
-                        wh.max_batch,
-                        &origin,
-                        wh.language,
-                        wh.generator_url.as_ref(),
-                        &mut self.buf,
-                        &mut self.sent,
-                    );
-                    (len, news, next, closing, mono)
+                    let (len, news, next) =
+                        table.collect(self.peer, (now, mono), &spec, &mut self.buf, &mut self.sent);
+                    (len, news, next, closing)
                 }
             };
             if len == 0 {
@@ -618,16 +592,16 @@ impl Lane {
             }
             // A wall clock before 2020 would tell Alertmanager that every alert ended long
             // ago: hold until the clock is set.
-            if now < clock::PLAUSIBLE_SINCE_MS {
+            if now < PLAUSIBLE_SINCE_MS {
                 if !self.clock_held {
                     crate::error!(
                         "webhook {}: clock not set (now {}): alerts held until it is",
-                        wh.name,
+                        spec.name,
                         crate::util::iso8601(now)
                     );
                     self.clock_held = true;
                 }
-                backoff_until = Some(mono + wh.retry_interval_ms.max(1000));
+                backoff_until = Some(mono + spec.endpoint.retry_interval_ms.max(1000));
                 continue;
             }
             self.clock_held = false;
@@ -635,19 +609,19 @@ impl Lane {
             let body = Bytes::copy_from_slice(&self.buf[..len]);
             let delivered = match mode {
                 Mode::DryRun => {
-                    self.print(wh, &body);
+                    self.print(&body);
                     true
                 }
-                Mode::Send => self.send(wh, body, count, news).await,
+                Mode::Send => self.send(body, count, news).await,
             };
+            let mono = self.clock.mono_ms();
             if let Ok(mut table) = self.table.lock() {
                 if delivered {
-                    let mono = table.mono_ms();
-                    table.sent(self.peer, &self.sent, clock::now_ms(), mono);
+                    table.sent(self.peer, &self.sent, self.clock.now_ms(), mono);
                     backoff_until = None;
                 } else {
                     // Retries ran out: everything stays due; try again after a `resend`.
-                    backoff_until = Some(table.mono_ms() + wh.resend_ms.max(1000));
+                    backoff_until = Some(mono + spec.payload.resend_ms.max(1000));
                 }
             }
             if closing && !delivered {
@@ -656,75 +630,73 @@ impl Lane {
         }
     }
 
-    async fn send(&mut self, wh: &Webhook, body: Bytes, count: usize, news: usize) -> bool {
-        let now = clock::now_ms();
-        let id = crate::service::new_event_id(now);
-        let id_text = id.to_text();
-        let head = match self.head(wh, id) {
+    async fn send(&mut self, body: Bytes, count: usize, news: usize) -> bool {
+        let spec = self.spec.clone();
+        let now = self.clock.now_ms();
+        let id = EventId::generate(now);
+        let head = match spec.alerts_head(&self.url, id, now) {
             Ok(h) => h,
             Err(e) => {
-                crate::error!("webhook {}: cannot build the request: {e}", wh.name);
+                crate::error!("webhook {}: {e}", spec.name);
                 return false;
             }
         };
+        let id_text = id.to_text();
         let what = format!(
-            "{count} alerts ({news} new or changed) to {}",
+            "{count} alerts ({news} new or changed) to {} {id_text}",
             self.url.host_header()
         );
-        let d = send_request(
-            &mut self.client,
-            wh,
-            &head,
-            &id_text,
-            &what,
-            news == 0,
+        let out = Outgoing {
+            head: &head,
             body,
-            u32::MAX,
+            id: &id_text,
+            what: &what,
+            quiet: news == 0,
+            max_attempts: u32::MAX,
+        };
+        let d = send(
+            &mut self.client,
+            &spec,
+            &self.clock,
+            out,
             Some(self.stop.clone()),
         )
         .await;
         if let Ok(mut st) = self.stats.lock() {
             st.count(&d, count as u64);
         }
-        if d.delivered && self.failing {
+        if d.delivered() && self.failing {
             crate::info!(
                 "webhook {}: peer {} accepts alerts again",
-                wh.name,
+                spec.name,
                 self.url.host_header()
             );
             self.failing = false;
-        } else if !d.delivered && !self.failing {
+        } else if !d.delivered() && !self.failing {
             self.failing = true;
+            let why = d
+                .error
+                .as_ref()
+                .map_or_else(|| "failed".into(), Error::to_string);
             let detail = format!(
-                "{}: Alertmanager peer {}: {}; its alerts are re-sent when it answers",
-                wh.name,
+                "{}: Alertmanager peer {}: {why}; its alerts are re-sent when it answers",
+                spec.name,
                 self.url.host_header(),
-                d.error.as_deref().unwrap_or("failed")
             );
             let _ = self.failures.try_send(Failure {
                 webhook: self.index,
                 detail,
             });
         }
-        d.delivered
+        d.delivered()
     }
 
-    /// The request head for this peer: its Host and `{path}/api/v2/alerts`, the batch id.
-    fn head(&self, wh: &Webhook, id: crate::event::EventId) -> Result<Head, String> {
-        let origin = super::origin(&self.cfg);
-        let event = Event::agent(EventType::Heartbeat, id, clock::now_ms(), "");
-        let ctx = super::ctx(wh, &event, &origin);
-        let mut head = Head::new(wh, &ctx)?;
-        head.retarget(&self.url, &crate::config::alertmanager_target(&self.url))?;
-        Ok(head)
-    }
-
-    fn print(&self, wh: &Webhook, body: &[u8]) {
+    fn print(&self, body: &[u8]) {
         use std::io::Write as _;
         let text = format!(
             "# webhook {} (dry run)\nPOST {} HTTP/1.1\nHost: {}\nContent-Type: application/json\nContent-Length: {}\n\n{}\n\n",
-            wh.name,
-            crate::config::alertmanager_target(&self.url),
+            self.spec.name,
+            alertmanager_target(&self.url),
             self.url.host_header(),
             body.len(),
             String::from_utf8_lossy(body)
@@ -751,57 +723,61 @@ pub struct Alerts {
     pub table: SharedTable,
     /// One per peer of `urls`.
     pub lanes: Vec<LaneHandle>,
+    /// Alerts dropped because the table was full.
+    pub dropped: AtomicU64,
+    clock: Clock,
 }
 
 impl Alerts {
-    /// Starts a lane per peer of webhook `index`.
+    /// Starts a lane per peer of `spec` (webhook number `index`).
     ///
     /// # Errors
-    /// The webhook's TLS settings cannot be built.
-    pub fn spawn(
-        cfg: Arc<Config>,
-        index: usize,
-        mode: Mode,
-        failures: mpsc::Sender<Failure>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<Alerts, String> {
-        let wh = &cfg.webhooks[index];
-        let tls = super::tls_for(wh)?;
-        let table = Arc::new(Mutex::new(Table::new(wh, cfg.agent.heartbeat_ms.is_some())));
-        let mut lanes = Vec::with_capacity(wh.peers.len());
-        for peer in 0..wh.peers.len().min(MAX_AM_PEERS) {
-            let stats = SharedStats::default();
+    /// [`Error::TlsSetup`]: the webhook's TLS settings cannot be built.
+    pub fn spawn(spec: Arc<SinkSpec>, index: usize, env: &Env) -> Result<Alerts, Error> {
+        let tls = super::tls_for(&spec)?;
+        let table = Arc::new(Mutex::new(Table::new(&spec, spec.heartbeat)));
+        let peers = spec.endpoint.peers.len().min(MAX_AM_PEERS);
+        let mut lanes = Vec::with_capacity(peers);
+        for peer in 0..peers {
             #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
-            let lane = Lane::new(
-                cfg.clone(),
-                index,
-                peer,
-                table.clone(),
-                tls.clone(),
-                failures.clone(),
-                stop.clone(),
-                stats.clone(),
-            );
+            let lane = Lane::new(spec.clone(), (index, peer), table.clone(), tls.clone(), env);
             lanes.push(LaneHandle {
-                url: wh.peers[peer].clone(),
+                url: lane.url.clone(),
                 wake: lane.wake.clone(),
-                stats,
-                task: tokio::spawn(lane.run(mode)),
+                stats: lane.stats.clone(),
+                task: tokio::spawn(lane.run(env.mode)),
             });
         }
-        Ok(Alerts { table, lanes })
+        Ok(Alerts {
+            table,
+            lanes,
+            dropped: AtomicU64::new(0),
+            clock: env.clock.clone(),
+        })
     }
 
     /// Applies an event to the table and wakes the lanes if something became due.
-    pub fn apply(&self, e: &Event, now: u64) -> Applied {
+    pub fn apply(&self, e: &Event) -> Applied {
         let applied = match self.table.lock() {
-            Ok(mut t) => t.apply(e, now),
+            Ok(mut t) => t.apply(e, e.timestamp_ms, self.clock.mono_ms()),
             Err(_) => return Applied::default(),
         };
+        if applied.dropped.is_some() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if applied.changed {
             self.wake();
         }
         applied
+    }
+
+    /// Takes over the alerts of `old` (see [`Table::adopt`]) and wakes the lanes.
+    pub fn adopt(&self, old: &Alerts, rule_map: &[Option<usize>]) {
+        if let (Ok(mut n), Ok(mut p)) = (self.table.lock(), old.table.lock()) {
+            n.adopt(&mut p, rule_map, self.clock.now_ms(), self.clock.mono_ms());
+        }
+        self.wake();
     }
 
     /// Wakes every lane.
@@ -823,7 +799,7 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventId;
+    use crate::config::Config;
     use crate::metric::{DimValue, Metric};
     use crate::render::alertmanager::write_time;
 
@@ -879,19 +855,7 @@ resend = "10s"
     fn send(t: &mut Table, cfg: &Config, peer: usize, mono: u64) -> Vec<serde_json::Value> {
         let mut buf = vec![0u8; MAX_AM_BODY_LEN];
         let mut sent = Vec::new();
-        let origin = crate::deliver::origin(cfg);
-        let wh = &cfg.webhooks[0];
-        let (len, _, _) = t.collect(
-            peer,
-            T0 + mono,
-            mono,
-            wh.max_batch,
-            &origin,
-            wh.language,
-            None,
-            &mut buf,
-            &mut sent,
-        );
+        let (len, _, _) = t.collect(peer, (T0 + mono, mono), &cfg.sink(0), &mut buf, &mut sent);
         if len == 0 {
             return Vec::new();
         }
@@ -926,9 +890,9 @@ resend = "10s"
     #[test]
     fn fires_resends_escalates_and_resolves_for_every_peer() {
         let cfg = config("");
-        let mut t = Table::new(&cfg.webhooks[0], false);
+        let mut t = Table::new(&cfg.sink(0), false);
         let warn = event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0);
-        assert!(t.apply_at(&warn, T0, 0).changed);
+        assert!(t.apply(&warn, T0, 0).changed);
         let a = send(&mut t, &cfg, 0, 0);
         assert_eq!(names(&a), ["disk/warning"]);
         let labels = &a[0]["labels"];
@@ -949,7 +913,7 @@ resend = "10s"
 
         // Escalation: the warning alert resolves, the critical one fires.
         let crit = event(EventType::Alarm, Level::Critical, Level::Warn, "/", 97.0);
-        t.apply_at(&crit, T0 + 11_000, 11_000);
+        t.apply(&crit, T0 + 11_000, 11_000);
         let a = send(&mut t, &cfg, 0, 11_000);
         assert_eq!(names(&a), ["disk/warning resolved", "disk/critical"]);
         assert_eq!(a[0]["endsAt"], "2025-11-22T08:26:51.000Z");
@@ -962,7 +926,7 @@ resend = "10s"
             "/",
             50.0,
         );
-        t.apply_at(&ok, T0 + 12_000, 12_000);
+        t.apply(&ok, T0 + 12_000, 12_000);
         let mut resolved_sends = 0;
         for s in 0..10 {
             let a = send(&mut t, &cfg, 0, 12_000 + s * 10_000);
@@ -982,15 +946,15 @@ resend = "10s"
     #[test]
     fn an_alarm_below_min_level_still_resolves_the_series() {
         let cfg = config("min_level = \"warn\"");
-        let mut t = Table::new(&cfg.webhooks[0], false);
-        t.apply_at(
+        let mut t = Table::new(&cfg.sink(0), false);
+        t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
             0,
         );
         send(&mut t, &cfg, 0, 0);
         // De-escalation to INFO: not sent as an alert, but WARN must not stay firing.
-        t.apply_at(
+        t.apply(
             &event(EventType::Alarm, Level::Info, Level::Warn, "/", 75.0),
             T0 + 1000,
             1000,
@@ -1005,13 +969,13 @@ resend = "10s"
     #[test]
     fn series_are_separate_alerts_and_no_data_has_its_own() {
         let cfg = config("");
-        let mut t = Table::new(&cfg.webhooks[0], false);
-        t.apply_at(
+        let mut t = Table::new(&cfg.sink(0), false);
+        t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
             0,
         );
-        t.apply_at(
+        t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/data", 91.0),
             T0,
             0,
@@ -1019,7 +983,7 @@ resend = "10s"
         assert_eq!(t.counts(), (2, 0));
         let mut nd = event(EventType::NoData, Level::Warn, Level::Warn, "/data", 0.0);
         nd.value = None;
-        t.apply_at(&nd, T0 + 1000, 1000);
+        t.apply(&nd, T0 + 1000, 1000);
         let a = send(&mut t, &cfg, 0, 1000);
         assert_eq!(
             names(&a),
@@ -1033,9 +997,9 @@ resend = "10s"
     #[test]
     fn heartbeat_alerts_fire_from_start_and_are_resent_with_the_rest() {
         let cfg = config("");
-        let mut t = Table::new(&cfg.webhooks[0], true);
+        let mut t = Table::new(&cfg.sink(0), true);
         let start = Event::agent(EventType::AgentStart, EventId::new(T0, [2; 10]), T0, "");
-        t.apply_at(&start, T0, 0);
+        t.apply(&start, T0, 0);
         let a = send(&mut t, &cfg, 0, 0);
         assert_eq!(
             names(&a),
@@ -1045,7 +1009,7 @@ resend = "10s"
         assert_eq!(a[1]["endsAt"], "2025-11-23T08:26:40.000Z");
         // A heartbeat event does not add a request; the next resend carries them.
         let hb = Event::agent(EventType::Heartbeat, EventId::new(T0, [3; 10]), T0, "");
-        assert!(!t.apply_at(&hb, T0 + 3000, 3000).changed);
+        assert!(!t.apply(&hb, T0 + 3000, 3000).changed);
         assert!(send(&mut t, &cfg, 0, 3000).is_empty());
         assert_eq!(send(&mut t, &cfg, 0, 10_000).len(), 2);
     }
@@ -1053,9 +1017,9 @@ resend = "10s"
     #[test]
     fn one_shot_alerts_go_once_to_each_peer() {
         let cfg = config("");
-        let mut t = Table::new(&cfg.webhooks[0], false);
+        let mut t = Table::new(&cfg.sink(0), false);
         let reboot = Event::agent(EventType::Reboot, EventId::new(T0, [4; 10]), T0, "x");
-        t.apply_at(&reboot, T0, 0);
+        t.apply(&reboot, T0, 0);
         assert_eq!(names(&send(&mut t, &cfg, 0, 0)), ["TocsinReboot/warning"]);
         assert!(send(&mut t, &cfg, 0, 60_000).is_empty());
         assert_eq!(t.counts().0, 1, "peer 1 has not had it yet");
@@ -1066,8 +1030,8 @@ resend = "10s"
     #[test]
     fn alerts_due_soon_ride_along_and_batches_are_bounded() {
         let cfg = config("max_batch = 2");
-        let mut t = Table::new(&cfg.webhooks[0], false);
-        t.apply_at(
+        let mut t = Table::new(&cfg.sink(0), false);
+        t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/a", 90.0),
             T0,
             0,
@@ -1075,7 +1039,7 @@ resend = "10s"
         send(&mut t, &cfg, 0, 0);
         // Fired 6 s later, within half a resend of /a's next send: both go together from
         // now on.
-        t.apply_at(
+        t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/b", 90.0),
             T0 + 6000,
             6000,
@@ -1084,7 +1048,7 @@ resend = "10s"
         assert!(send(&mut t, &cfg, 0, 10_000).is_empty());
         assert_eq!(send(&mut t, &cfg, 0, 16_000).len(), 2);
         for m in ["/c", "/d", "/e"] {
-            t.apply_at(
+            t.apply(
                 &event(EventType::Alarm, Level::Warn, Level::Warn, m, 90.0),
                 T0 + 21_000,
                 21_000,
@@ -1100,19 +1064,15 @@ resend = "10s"
     #[test]
     fn a_full_table_evicts_resolved_then_lower_levels_and_reports_what_it_drops() {
         let cfg = config("");
-        let mut t = Table::new(&cfg.webhooks[0], false);
+        let mut t = Table::new(&cfg.sink(0), false);
         for i in 0..MAX_AM_ALERTS {
             let level = if i == 0 { Level::Info } else { Level::Critical };
             let e = event(EventType::Alarm, level, level, &format!("/m{i}"), 99.0);
-            assert_eq!(t.apply_at(&e, T0, 0).dropped, None);
+            assert_eq!(t.apply(&e, T0, 0).dropped, None);
         }
         assert_eq!(t.entries.capacity(), MAX_AM_ALERTS);
         let warn = event(EventType::Alarm, Level::Warn, Level::Warn, "/new", 90.0);
-        assert_eq!(
-            t.apply_at(&warn, T0, 0).dropped,
-            None,
-            "evicts the INFO one"
-        );
+        assert_eq!(t.apply(&warn, T0, 0).dropped, None, "evicts the INFO one");
         let crit = event(
             EventType::Alarm,
             Level::Critical,
@@ -1121,7 +1081,7 @@ resend = "10s"
             99.0,
         );
         // Nothing below CRITICAL but the WARN: it goes.
-        assert_eq!(t.apply_at(&crit, T0, 0).dropped, None);
+        assert_eq!(t.apply(&crit, T0, 0).dropped, None);
         let crit2 = event(
             EventType::Alarm,
             Level::Critical,
@@ -1130,7 +1090,7 @@ resend = "10s"
             99.0,
         );
         assert_eq!(
-            t.apply_at(&crit2, T0, 0).dropped,
+            t.apply(&crit2, T0, 0).dropped,
             Some(("disk".into(), "critical"))
         );
         assert_eq!(t.entries.capacity(), MAX_AM_ALERTS, "never grown");
@@ -1139,8 +1099,8 @@ resend = "10s"
     #[test]
     fn a_reload_keeps_alerts_of_unchanged_rules_and_resolves_the_others() {
         let cfg = config("");
-        let mut old = Table::new(&cfg.webhooks[0], true);
-        old.apply_at(
+        let mut old = Table::new(&cfg.sink(0), true);
+        old.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
             0,
@@ -1148,10 +1108,10 @@ resend = "10s"
         let mut other = event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0);
         other.rule = Some(1);
         other.rule_name = crate::event::truncated("gone");
-        old.apply_at(&other, T0, 0);
-        let mut new = Table::new(&cfg.webhooks[0], false);
+        old.apply(&other, T0, 0);
+        let mut new = Table::new(&cfg.sink(0), false);
         // Rule 0 is rule 3 now; rule 1 changed.
-        new.adopt(&mut old, &[Some(3), None], T0 + 1000);
+        new.adopt(&mut old, &[Some(3), None], T0 + 1000, 1000);
         assert_eq!(old.counts(), (0, 0));
         assert_eq!(new.counts(), (1, 1));
         assert_eq!(new.entries[0].rule, Some(3));

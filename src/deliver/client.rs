@@ -7,7 +7,8 @@
 //! is sent again on a fresh one and does not count as an attempt. A timeout drops the
 //! connection, so the next attempt reconnects.
 
-use crate::config::{Scheme, Url};
+use super::endpoint::Egress;
+use super::url::{Scheme, Url};
 use crate::limits::MAX_RESPONSE_BODY_LEN;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,6 +43,9 @@ pub enum SendError {
     Connect(io::Error),
     /// The TLS handshake failed (certificate, protocol).
     Tls(io::Error),
+    /// The server's certificate failed on time: not yet valid, or expired. Under a wall
+    /// clock that may be wrong this says nothing about the certificate.
+    CertificateTime(io::Error),
     /// HTTP-level failure: reset, malformed response, closed mid-response.
     Http(hyper::Error),
     /// No complete response within the webhook's `timeout`.
@@ -64,19 +68,14 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-impl SendError {
-    /// Every failure to get a response is worth a retry: the network may come back.
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
-}
-
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendError::Resolve(e) => write!(f, "cannot resolve host: {e}"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
-            SendError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            SendError::Tls(e) | SendError::CertificateTime(e) => {
+                write!(f, "TLS handshake failed: {e}")
+            }
             SendError::Http(e) => write!(f, "HTTP error: {e}"),
             SendError::Timeout => f.write_str("timed out"),
             SendError::Proxy(m) => write!(f, "proxy: {m}"),
@@ -88,7 +87,10 @@ impl fmt::Display for SendError {
 impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SendError::Resolve(e) | SendError::Connect(e) | SendError::Tls(e) => Some(e),
+            SendError::Resolve(e)
+            | SendError::Connect(e)
+            | SendError::Tls(e)
+            | SendError::CertificateTime(e) => Some(e),
             SendError::Http(e) => Some(e),
             SendError::Timeout | SendError::Proxy(_) | SendError::Connection(_) => None,
         }
@@ -170,32 +172,6 @@ impl AsyncWrite for Stream {
             #[cfg(feature = "tls")]
             Inner::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
-    }
-}
-
-/// How requests leave the device: through a CONNECT proxy, from a source address, by an
-/// interface (seed 003's receivers whitelist sender IPs; a router has several WANs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Egress {
-    /// An HTTP proxy that tunnels with CONNECT (for http and https targets alike).
-    pub proxy: Option<Url>,
-    /// Hosts reached directly: exact names or IPs, `.suffix` for a domain, `*` for all.
-    pub no_proxy: Vec<String>,
-    /// The local address connections are bound to.
-    pub source_ip: Option<IpAddr>,
-    /// The interface connections are bound to (SO_BINDTODEVICE).
-    pub bind_interface: Option<String>,
-}
-
-impl Egress {
-    /// Whether `host` is reached without the proxy.
-    pub fn bypasses_proxy(&self, host: &str) -> bool {
-        self.no_proxy.iter().any(|n| {
-            n == "*"
-                || n.eq_ignore_ascii_case(host)
-                || (n.starts_with('.')
-                    && host.to_ascii_lowercase().ends_with(&n.to_ascii_lowercase()))
-        })
     }
 }
 
@@ -451,7 +427,7 @@ impl Client {
                 let tls = tokio_rustls::TlsConnector::from(config)
                     .connect(name, tcp)
                     .await
-                    .map_err(SendError::Tls)?;
+                    .map_err(super::tls::handshake_error)?;
                 Inner::Tls(Box::new(tls))
             }
             #[cfg(not(feature = "tls"))]

@@ -30,7 +30,7 @@ const VERSION: u8 = 1;
 const SUM_LEN: usize = 8;
 
 /// One webhook's spool directory.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Spool {
     dir: PathBuf,
 }

@@ -4,7 +4,8 @@
 //! paths, or `$SSL_CERT_FILE`), else Mozilla's roots compiled in (feature `builtin-roots`);
 //! plus `ca_file` for a private CA. `client_cert` + `client_key` give mTLS.
 
-use crate::config::TlsOptions;
+use super::client::SendError;
+use super::endpoint::TlsOptions;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -188,5 +189,22 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+/// The error of a failed handshake: [`SendError::CertificateTime`] when the certificate
+/// failed on time (not yet valid, expired), [`SendError::Tls`] otherwise. rustls's error
+/// arrives wrapped in an `io::Error`; this is the one place that looks inside.
+pub fn handshake_error(e: std::io::Error) -> SendError {
+    use rustls::CertificateError as C;
+    let on_time = matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(
+            C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. }
+        ))
+    );
+    if on_time {
+        SendError::CertificateTime(e)
+    } else {
+        SendError::Tls(e)
     }
 }

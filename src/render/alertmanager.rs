@@ -179,8 +179,8 @@ pub fn write_alert(
     };
     write_pair(out, first, "alertname", alertname)?;
     write_pair(out, first, "severity", alert.severity)?;
-    write_pair(out, first, "instance", o.hostname)?;
-    write_pair(out, first, "device_id", o.device_id)?;
+    write_pair(out, first, "instance", &o.hostname)?;
+    write_pair(out, first, "device_id", &o.device_id)?;
     if let (Name::Rule, Some(metric)) = (alert.name, e.metric) {
         write_pair(out, first, "metric", metric.name())?;
         if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
@@ -190,7 +190,7 @@ pub fn write_alert(
             write_pair(out, first, "no_data", "true")?;
         }
     }
-    for (k, v) in o.labels {
+    for (k, v) in &o.labels {
         write_pair(out, first, k, v)?;
     }
     out.write_str("},\"annotations\":{\"summary\":\"")?;
@@ -248,7 +248,7 @@ pub fn write_alert(
 /// The one-line `summary`.
 fn write_summary(out: &mut dyn fmt::Write, alert: &Alert<'_>, ctx: &Ctx<'_>) -> fmt::Result {
     let e = alert.event;
-    let (dev, host) = (ctx.origin.device_id, ctx.origin.hostname);
+    let (dev, host) = (ctx.origin.device_id.as_str(), ctx.origin.hostname.as_str());
     let zh = ctx.language == Language::Zh;
     match alert.name {
         Name::Rule => {
@@ -279,7 +279,7 @@ fn write_summary(out: &mut dyn fmt::Write, alert: &Alert<'_>, ctx: &Ctx<'_>) -> 
 }
 
 fn write_silent(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
-    let (dev, host) = (ctx.origin.device_id, ctx.origin.hostname);
+    let (dev, host) = (ctx.origin.device_id.as_str(), ctx.origin.hostname.as_str());
     if ctx.language == Language::Zh {
         write!(
             out,

@@ -97,7 +97,7 @@ pub fn longest<'a>(names: impl Iterator<Item = &'a str>) -> Name {
 /// # Errors
 /// A message naming the event type that rendered invalid output or did not fit `limit`.
 pub fn prove(
-    origin: &Origin<'_>,
+    origin: &Origin,
     language: Language,
     rule_name: &str,
     escape: Escape,

@@ -49,9 +49,9 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
     let mut dims = FixedWriter::new(&mut dims_buf);
     (|| {
         dims.write_str("[{\"userId\":")?;
-        json_str_into(&mut dims, o.device_id)?;
+        json_str_into(&mut dims, &o.device_id)?;
         dims.write_str(",\"instanceId\":")?;
-        json_str_into(&mut dims, o.hostname)?;
+        json_str_into(&mut dims, &o.hostname)?;
         if let (Some(key), false) = (e.dimension_key(), e.dim.is_empty()) {
             dims.write_char(',')?;
             json_str_into(&mut dims, key)?;
@@ -85,7 +85,7 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
     let mut name = heapless::String::<80>::new();
     let _ = write_alert_name(&mut name, e.kind, &e.rule_name);
     let body = Body {
-        user_id: o.device_id,
+        user_id: &o.device_id,
         alert_name: &name,
         timestamp: &ts,
         alert_state: e.state.as_str(),
@@ -94,7 +94,7 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
         cur_value: &cur,
         metric_name: e.metric.map_or(e.kind.as_str(), |m| m.name()),
         metric_project: NAMESPACE,
-        instance_name: o.hostname,
+        instance_name: &o.hostname,
         namespace: NAMESPACE,
         trigger_level: e.level.as_str(),
         pre_trigger_level: e.prev_level.as_str(),

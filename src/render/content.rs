@@ -48,7 +48,11 @@ fn write_threshold(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
 /// When `out` is full.
 pub fn write(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
     let e = ctx.event;
-    let (lang, dev, host) = (ctx.language, ctx.origin.device_id, ctx.origin.hostname);
+    let (lang, dev, host) = (
+        ctx.language,
+        ctx.origin.device_id.as_str(),
+        ctx.origin.hostname.as_str(),
+    );
     let rule = e.rule_name.as_str();
     match (e.kind, lang) {
         (EventType::Alarm, Language::En) => {

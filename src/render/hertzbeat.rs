@@ -42,15 +42,15 @@ impl Serialize for Tags<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (e, o) = (self.0.event, self.0.origin);
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("device_id", o.device_id)?;
-        m.serialize_entry("instance", o.hostname)?;
+        m.serialize_entry("device_id", &o.device_id)?;
+        m.serialize_entry("instance", &o.hostname)?;
         if let Some(metric) = e.metric {
             m.serialize_entry("metric", metric.name())?;
             if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
                 m.serialize_entry(k, e.dim.as_str())?;
             }
         }
-        for (k, v) in o.labels {
+        for (k, v) in &o.labels {
             m.serialize_entry(k.as_str(), v.as_str())?;
         }
         m.end()

@@ -87,10 +87,14 @@ fn event() -> Event {
 
 fn body(cfg: &Config, webhook: &str, e: &Event) -> String {
     let wh = cfg.webhooks.iter().find(|w| w.name == webhook).unwrap();
-    let origin = crate::deliver::origin(cfg);
-    let ctx = crate::deliver::ctx(wh, e, &origin);
+    let origin = cfg.agent.origin();
+    let ctx = Ctx {
+        event: e,
+        origin: &origin,
+        language: wh.payload.language,
+    };
     let mut buf = [0u8; crate::limits::MAX_BODY_LEN];
-    let n = render(wh, &ctx, &mut buf).unwrap();
+    let n = render(&wh.payload, &ctx, &mut buf).unwrap();
     String::from_utf8(buf[..n].to_vec()).unwrap()
 }
 

@@ -6,226 +6,36 @@ mod url;
 use super::diag::Collector;
 use super::host::Host;
 use super::walk::*;
-use super::{Agent, Url};
+use super::Agent;
 use crate::event::{EventMask, EventType, Language};
 use crate::limits::*;
 use crate::render::template::{Segment, Template};
 use crate::rule::Level;
-use std::fmt;
+use crate::util::percent_encode_into;
 use std::ops::Range;
-use std::path::PathBuf;
 use toml::de::DeTable;
 use transport::{parse_auth, parse_egress, parse_tls, secret};
 use url::{alertmanager_urls, authority_end, template_at, url_template};
 
-pub use url::{alertmanager_target, percent_encode_into};
+pub use crate::deliver::endpoint::{
+    Auth, Egress, Endpoint, Method, Signing, SigningKeys, TlsOptions,
+};
+pub use crate::render::{ContentType, Format, Payload};
+pub use crate::route::Filter;
+pub use crate::util::Secret;
+pub use url::alertmanager_target;
 
-/// Payload format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Aliyun CloudMonitor's alarm callback, JSON.
-    CloudmonitorJson,
-    /// Aliyun CloudMonitor's alarm callback, form-urlencoded, with an optional signature.
-    CloudmonitorForm,
-    /// Apache HertzBeat's webhook, JSON.
-    Hertzbeat,
-    /// Any body with `${variables}` (the generic HTTP-callback settings).
-    Template,
-    /// Prometheus Alertmanager's v2 push API: a JSON array of alerts, re-sent while firing.
-    Alertmanager,
-}
-
-impl Format {
-    /// Every format, in the order the design lists them.
-    pub const ALL: [Format; 5] = [
-        Format::CloudmonitorJson,
-        Format::CloudmonitorForm,
-        Format::Hertzbeat,
-        Format::Alertmanager,
-        Format::Template,
-    ];
-
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::CloudmonitorJson => "cloudmonitor-json",
-            Format::CloudmonitorForm => "cloudmonitor-form",
-            Format::Hertzbeat => "hertzbeat",
-            Format::Template => "template",
-            Format::Alertmanager => "alertmanager",
-        }
-    }
-}
-
-/// The body type of a `template` webhook (the Content-Type choices of the generic
-/// HTTP-callback settings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ContentType {
-    /// `application/json`.
-    Json,
-    /// `application/x-www-form-urlencoded`.
-    Form,
-    /// `text/xml`.
-    Xml,
-    /// `text/plain`.
-    Text,
-}
-
-/// HTTP method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// GET
-    Get,
-    /// POST
-    Post,
-    /// PUT
-    Put,
-}
-
-impl Method {
-    /// The method token.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-        }
-    }
-}
-
-/// A secret value; its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub(super) String);
-
-impl Secret {
-    /// The secret itself, for the wire only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// Request authentication (those of the generic HTTP-callback settings: No Auth, Bearer
-/// Token, Basic Auth).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// No `Authorization` header.
-    None,
-    /// `Authorization: Bearer <token>`.
-    Bearer(Secret),
-    /// `Authorization: Basic base64(user:password)`.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password.
-        password: Secret,
-    },
-}
-
-/// Request signing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Signing {
-    /// Not signed.
-    #[default]
-    None,
-    /// `cloudmonitor-form`: a `signature` field, base64(HMAC-SHA256(secret, body before it)).
-    Cloudmonitor(Secret),
-    /// DingTalk's group robot: `timestamp` (ms) and `sign` = urlencoded
-    /// base64(HMAC-SHA256(secret, "timestamp\nsecret")) appended to the URL's query.
-    DingTalk(Secret),
-    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` headers,
-    /// one signature per key (several while a secret is rotated).
-    StandardWebhooks(SigningKeys),
-}
-
-/// HMAC keys; `Debug` never shows them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SigningKeys(pub Vec<Vec<u8>>);
-
-impl fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKeys(<{} redacted>)", self.0.len())
-    }
-}
-
-/// TLS options of a webhook.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// A PEM bundle of extra trusted CAs (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// A PEM client certificate chain, for mTLS.
-    pub client_cert: Option<PathBuf>,
-    /// The PEM private key of `client_cert`.
-    pub client_key: Option<PathBuf>,
-    /// Accept any server certificate. Loudly logged at every start.
-    pub insecure_skip_verify: bool,
-}
-
-/// A validated `[[webhook]]`.
+/// A validated `[[webhook]]`: what its bodies are, where and how they go, what it takes.
 #[derive(Clone, Debug)]
 pub struct Webhook {
     /// Unique name, referenced by rules' `notify`.
     pub name: String,
-    /// `false` keeps it configured but silent.
-    pub enabled: bool,
-    /// Where requests go: scheme, host and port are fixed; the path and query of the
-    /// first request line come from `target`.
-    pub url: Url,
-    /// The request target (path and query, with `query` appended), `${variables}`
-    /// percent-encoded.
-    pub target: Template,
-    /// Payload format.
-    pub format: Format,
-    /// HTTP method.
-    pub method: Method,
-    /// Extra headers, in file order; variables are made header-safe.
-    pub headers: Vec<(String, Template)>,
-    /// The body template (`template` format only); `None` sends no body.
-    pub body: Option<Template>,
-    /// The body's type (`template` format only).
-    pub content_type: Option<ContentType>,
-    /// How requests are signed.
-    pub signing: Signing,
-    /// Authentication.
-    pub auth: Auth,
-    /// Bound on one attempt (connect, TLS, request, response).
-    pub timeout_ms: u64,
-    /// Attempts after the first.
-    pub retries: u32,
-    /// Minimum wait between attempts (jittered up by 0-25 %).
-    pub retry_interval_ms: u64,
-    /// Cap on an honoured `Retry-After`.
-    pub retry_after_max_ms: u64,
-    /// Language of `content` (the agent's unless overridden).
-    pub language: Language,
-    /// Which event types it receives.
-    pub events: EventMask,
-    /// Lowest level of rule events it receives.
-    pub min_level: Level,
-    /// TLS settings.
-    pub tls: TlsOptions,
-    /// Proxy, source address, interface.
-    pub egress: crate::deliver::client::Egress,
-    /// Where requests go: `url`, or each peer of `urls` (an Alertmanager cluster).
-    pub peers: Vec<Url>,
-    /// `alertmanager`: how often a firing alert is re-sent (default 1 m).
-    pub resend_ms: u64,
-    /// `alertmanager`: the `generatorURL` of every alert (variables URL-encoded).
-    pub generator_url: Option<Template>,
-    /// `alertmanager`: most alerts in one request.
-    pub max_batch: usize,
-}
-
-impl Webhook {
-    /// Whether this webhook takes `event`: enabled, type selected, level high enough.
-    pub fn wants(&self, kind: EventType, level: Option<Level>) -> bool {
-        self.enabled && self.events.contains(kind) && level.is_none_or(|l| l >= self.min_level)
-    }
+    /// The body: format, template, language.
+    pub payload: Payload,
+    /// The request: URL, method, headers, auth, signing, TLS, egress, retries.
+    pub endpoint: Endpoint,
+    /// The events it takes.
+    pub filter: Filter,
 }
 
 const WEBHOOK_KEYS: &[&str] = &[
@@ -529,12 +339,12 @@ pub(super) fn parse_webhook(
                     c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-form format");
                     None
                 }
-                "cloudmonitor" => secret(c, sg, "secret", sspan, host).map(Signing::Cloudmonitor),
+                "cloudmonitor" => secret(c, sg, "secret", sspan, host).map(Parsed::Form),
                 "dingtalk" if format.is_some_and(|f| f != Format::Template) => {
                     c.error(sspan, "the dingtalk signature is for the template format");
                     None
                 }
-                "dingtalk" => secret(c, sg, "secret", sspan, host).map(Signing::DingTalk),
+                "dingtalk" => secret(c, sg, "secret", sspan, host).map(|s| Parsed::Other(Signing::DingTalk(s))),
                 "standard-webhooks" => {
                     // Several secrets, space-separated, while one is rotated: all sign.
                     let secrets = secret(c, sg, "secret", sspan.clone(), host)?;
@@ -548,7 +358,7 @@ pub(super) fn parse_webhook(
                             }
                         }
                     }
-                    Some(Signing::StandardWebhooks(SigningKeys(keys)))
+                    Some(Parsed::Other(Signing::StandardWebhooks(SigningKeys(keys))))
                 }
                 _ => {
                     c.error(
@@ -559,7 +369,7 @@ pub(super) fn parse_webhook(
                 }
             }
         })
-        .unwrap_or_default();
+        .unwrap_or(Parsed::Other(Signing::None));
 
     let auth = get_table(c, t, "auth").map_or(Auth::None, |a| parse_auth(c, a, host));
 
@@ -641,32 +451,40 @@ pub(super) fn parse_webhook(
         }
     });
     let peers = url.as_ref().map(|(u, _)| u.clone()).unwrap_or_default();
-    let webhook = Webhook {
-        name: String::new(),
-        egress,
-        enabled: get_bool(c, t, "enabled").unwrap_or(true),
-        peers,
+    let (signing, form_secret) = match signing {
+        Parsed::Form(s) => (Signing::None, Some(s)),
+        Parsed::Other(s) => (s, None),
+    };
+    let payload = Payload {
+        format: format?,
+        content_type,
+        body,
+        language,
+        form_secret,
         resend_ms: get_duration(c, t, "resend").unwrap_or(DEFAULT_RESEND_MS),
         generator_url,
+    };
+    let endpoint = Endpoint {
+        egress,
+        peers,
         max_batch: get_int(c, t, "max_batch", 1, MAX_BATCH as i64)
             .unwrap_or(DEFAULT_MAX_BATCH as i64) as usize,
         url: url?.0.into_iter().next()?,
         target: target?,
-        format: format?,
         method,
         headers,
-        body,
-        content_type,
         signing,
         auth,
         timeout_ms: get_duration(c, t, "timeout").unwrap_or(def_timeout),
         retries: get_int(c, t, "retries", 0, i64::from(MAX_RETRIES)).unwrap_or(def_retries) as u32,
         retry_interval_ms: get_duration(c, t, "retry_interval").unwrap_or(2000),
         retry_after_max_ms: get_duration(c, t, "retry_after_max").unwrap_or(300_000),
-        language,
+        tls,
+    };
+    let filter = Filter {
+        enabled: get_bool(c, t, "enabled").unwrap_or(true),
         events,
         min_level,
-        tls,
     };
     let (name, name_span) = name?;
     if !valid_name(c, name, name_span, "webhook") {
@@ -675,10 +493,19 @@ pub(super) fn parse_webhook(
     Some((
         Webhook {
             name: name.to_string(),
-            ..webhook
+            payload,
+            endpoint,
+            filter,
         },
         spans,
     ))
+}
+
+/// `signing` as written: the CloudMonitor scheme signs the body (a payload matter), the
+/// others the URL or headers (an endpoint matter).
+enum Parsed {
+    Form(Secret),
+    Other(Signing),
 }
 
 /// Where a webhook's parts are, for errors found after parsing (the render proofs).

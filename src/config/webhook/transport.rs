@@ -4,13 +4,13 @@ use super::super::diag::Collector;
 use super::super::host::{read_to_string, Host};
 use super::super::walk::*;
 use super::super::{parse_url, Scheme};
-use super::{Auth, Secret, TlsOptions};
+use super::{Auth, Egress, Secret, TlsOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 /// `proxy`, `no_proxy`, `source_ip`, `bind_interface`.
-pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> crate::deliver::client::Egress {
+pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> Egress {
     let proxy = get_str(c, t, "proxy").and_then(|(p, span)| match parse_url(p) {
         Ok(u) if u.scheme == Scheme::Http && u.path_and_query == "/" => Some(u),
         Ok(_) => {
@@ -65,7 +65,7 @@ pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> crate::deliver::cl
             Some(s.to_string())
         }
     });
-    crate::deliver::client::Egress {
+    Egress {
         proxy,
         no_proxy,
         source_ip,
@@ -209,7 +209,7 @@ pub(super) fn secret(
             c.error(span, format!("`{}` contains control characters", given[0]));
             None
         }
-        Ok(s) => Some(Secret(s)),
+        Ok(s) => Some(Secret::new(s)),
         Err(m) => {
             c.error(span, format!("`{}`: {m}", given[0]));
             None

@@ -5,7 +5,6 @@ use super::super::walk::*;
 use super::super::{parse_url, Url};
 use super::WebhookSpans;
 use crate::limits::*;
-use crate::render;
 use crate::render::template::{Segment, Template};
 use std::ops::Range;
 use toml::de::DeTable;
@@ -177,14 +176,4 @@ pub(super) fn url_template(
         },
         template,
     ))
-}
-
-/// Appends `s` percent-encoded (RFC 3986 unreserved characters stay as they are).
-pub fn percent_encode_into(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    let _ = render::Escaped {
-        inner: out,
-        escape: render::Escape::Url,
-    }
-    .write_str(s);
 }

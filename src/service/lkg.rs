@@ -1,0 +1,88 @@
+//! The last-known-good copy of the config under `state_dir`, so that a broken rollout
+//! does not take the device down at its next start.
+
+use crate::config;
+use std::path::{Path, PathBuf};
+
+/// Where the running config came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The file given.
+    Given,
+    /// The file given was invalid; this last-known-good copy runs instead.
+    LastGood(PathBuf),
+}
+
+/// The last-known-good copy of the config under `state_dir`.
+pub fn last_good_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("last-good.toml")
+}
+
+/// Keeps a copy of a config that validated, so a broken rollout does not take the device
+/// down at its next start: the file, and the files it included in `last-good.d/` (named
+/// `NNN-name` so their order stays). Written only when something changed (flash wear),
+/// each file atomically.
+pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
+    let Ok(text) = std::fs::read(config) else {
+        return;
+    };
+    let mut copies = Vec::with_capacity(includes.len());
+    for (i, p) in includes.iter().enumerate() {
+        let Ok(t) = std::fs::read(p) else { return };
+        let name = p
+            .file_name()
+            .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+        copies.push((format!("{i:03}-{name}"), t));
+    }
+    let dest = last_good_path(state_dir);
+    let dir = state_dir.join(config::LAST_GOOD_DIR);
+    let same_dir = {
+        let mut have: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        have.sort();
+        have.len() == copies.len()
+            && copies
+                .iter()
+                .zip(&have)
+                .all(|((n, t), h)| n == h && std::fs::read(dir.join(h)).is_ok_and(|o| &o == t))
+    };
+    if same_dir && std::fs::read(&dest).is_ok_and(|old| old == text) {
+        return;
+    }
+    let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
+        // A dot file: one left by a crash is never read back as an included copy.
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(path.file_name().unwrap_or_default());
+        let tmp = path.with_file_name(tmp);
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        if !same_dir {
+            // The copies go first: a last-good.toml never names files that are not there.
+            let _ = std::fs::remove_dir_all(&dir);
+            if !copies.is_empty() {
+                std::fs::create_dir_all(&dir)?;
+                for (n, t) in &copies {
+                    put(&dir.join(n), t)?;
+                }
+                std::fs::File::open(&dir)?.sync_all()?;
+            }
+        }
+        put(&dest, &text)?;
+        std::fs::File::open(state_dir)?.sync_all()
+    };
+    if let Err(e) = write() {
+        crate::warn!(
+            "cannot keep a last-known-good copy in {}: {e}",
+            state_dir.display()
+        );
+    }
+}

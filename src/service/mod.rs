@@ -1,0 +1,637 @@
+//! The running agent, a thin shell: a tick samples and evaluates, each transition becomes
+//! an event that [`crate::route`] sends to webhook sinks ([`crate::deliver`]); signals
+//! reload (SIGHUP) or stop (SIGTERM, SIGINT) it; the control socket is served beside the
+//! loop. Under systemd it reports readiness, reloads and shutdown and pings the watchdog
+//! ([`crate::notify`]). The status text is in [`status`], the last-known-good copy in
+//! [`lkg`].
+
+mod lkg;
+mod status;
+
+pub use lkg::{last_good_path, save_last_good, ConfigSource};
+
+use crate::clock::Clock;
+use crate::config::{self, Config};
+use crate::deliver::{self, Env, Failure, Mode, Sink};
+use crate::event::{Event, EventId, EventType};
+use crate::metric::{Metric, Samples};
+use crate::notify::{self, Notifier};
+use crate::route::{self, Routes};
+use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
+use crate::source::Sampler;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long SIGTERM waits for in-flight deliveries.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Time the outboxes get to write their queues to the spool once the drain time is up.
+pub const SPOOL_GRACE: Duration = Duration::from_secs(3);
+
+/// Why an agent could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A webhook's sink could not be built (its TLS settings).
+    Webhook {
+        /// The webhook.
+        name: String,
+        /// Why.
+        error: deliver::Error,
+    },
+    /// A signal handler could not be installed.
+    Signal(&'static str, std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Webhook { name, error } => write!(f, "webhook {name}: {error}"),
+            StartError::Signal(which, e) => write!(f, "{which} handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// One configuration's worth of running state.
+pub struct Agent {
+    cfg: Arc<Config>,
+    specs: Vec<RuleSpec>,
+    sampler: Sampler,
+    evaluator: Evaluator,
+    samples: Box<Samples>,
+    routes: Routes,
+    /// One per webhook; `None` when disabled.
+    sinks: Vec<Option<Sink>>,
+    /// Sinks report events they gave up on here.
+    failures: mpsc::Receiver<Failure>,
+    failed_tx: mpsc::Sender<Failure>,
+    /// Set when the drain time is up: sinks spool what they still hold.
+    stop: watch::Sender<bool>,
+    clock: Clock,
+    /// `uptime.seconds` of the previous cycle, to notice a reboot.
+    last_uptime: Option<f64>,
+}
+
+/// Whether uptime went backwards since the previous cycle (the host rebooted under a
+/// running agent: a container or a suspended VM resumed elsewhere, or a root pointing at
+/// a device whose /proc is mirrored). Remembers the latest uptime; a cycle without one
+/// keeps the previous. Returns the old and new uptime when it went back.
+pub fn uptime_went_back(last: &mut Option<f64>, samples: &Samples) -> Option<(f64, f64)> {
+    let now = samples.iter().find(|s| s.metric == Metric::Uptime)?.value;
+    let prev = last.replace(now)?;
+    (now < prev).then_some((prev, now))
+}
+
+impl Agent {
+    /// Starts a sink per enabled webhook; `clock` is the agent's time from here on.
+    ///
+    /// # Errors
+    /// A webhook's TLS settings cannot be built.
+    pub fn new(cfg: Arc<Config>, mode: Mode, clock: Clock) -> Result<Agent, StartError> {
+        let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
+        let (failed_tx, failures) = mpsc::channel(deliver::FAILURE_CAPACITY);
+        let (stop, stop_rx) = watch::channel(false);
+        let env = Env {
+            mode,
+            clock: clock.clone(),
+            failures: failed_tx.clone(),
+            stop: stop_rx,
+        };
+        let mut sinks = Vec::with_capacity(cfg.webhooks.len());
+        for (i, wh) in cfg.webhooks.iter().enumerate() {
+            sinks.push(if wh.filter.enabled {
+                let spec = Arc::new(cfg.sink(i));
+                Some(
+                    Sink::spawn(spec, i, &env).map_err(|error| StartError::Webhook {
+                        name: wh.name.clone(),
+                        error,
+                    })?,
+                )
+            } else {
+                None
+            });
+        }
+        let routes = Routes::new(
+            cfg.rules.iter().map(|r| r.notify.clone()).collect(),
+            cfg.webhooks
+                .iter()
+                .map(|w| route::Sink {
+                    filter: w.filter,
+                    stateful: w.payload.format == crate::render::Format::Alertmanager,
+                })
+                .collect(),
+        );
+        let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
+        Ok(Agent {
+            sampler: Sampler::with_probes(&cfg.agent.root, &probes),
+            last_uptime: None,
+            evaluator: Evaluator::new(&specs),
+            samples: Box::default(),
+            specs,
+            routes,
+            sinks,
+            cfg,
+            failures,
+            failed_tx,
+            stop,
+            clock,
+        })
+    }
+
+    /// Re-sends a recent or spooled event with a new id and `replay_of` set to the old one.
+    ///
+    /// # Errors
+    /// No recent or spooled event has that id, or the outbox is full.
+    pub fn replay(&mut self, id: &str) -> Result<String, String> {
+        for (i, wh) in self.cfg.webhooks.iter().enumerate() {
+            let recent = self.sinks[i].as_ref().and_then(Sink::queue).and_then(|o| {
+                o.stats
+                    .lock()
+                    .ok()?
+                    .recent
+                    .iter()
+                    .find(|r| r.event.id.to_text().as_str() == id)
+                    .map(|r| r.event.clone())
+            });
+            let spooled = || {
+                let spool = deliver::spool::Spool::new(&self.cfg.agent.state_dir, &wh.name);
+                spool
+                    .list()
+                    .iter()
+                    .filter_map(|p| deliver::spool::load(p))
+                    .find(|e| e.id.to_text().as_str() == id)
+            };
+            let Some(old) = recent.or_else(spooled) else {
+                continue;
+            };
+            let now = self.clock.now_ms();
+            let mut event = old.clone();
+            event.id = EventId::generate(now);
+            event.replay_of = Some(old.id);
+            event.timestamp_ms = now;
+            let Some(o) = self.sinks[i].as_ref().and_then(Sink::queue) else {
+                return Err(format!(
+                    "webhook {} is disabled or sends alert state (alertmanager), not events",
+                    wh.name
+                ));
+            };
+            if o.offer(&event) != deliver::Offer::Queued {
+                return Err(format!("the outbox of {} is full; try again", wh.name));
+            }
+            crate::info!(
+                "replaying {id} as {} to webhook {}",
+                event.id.to_text(),
+                wh.name
+            );
+            return Ok(format!(
+                "replayed {id} as {} to webhook {}\n",
+                event.id.to_text(),
+                wh.name
+            ));
+        }
+        Err(format!("no recent or spooled event has the id {id}"))
+    }
+
+    /// Takes over the rule state of `old` for every unchanged rule (see
+    /// [`Evaluator::carry_over`]); returns how many kept their state.
+    pub fn adopt_rule_state(&mut self, old: &mut Agent) -> usize {
+        let old_evaluator = std::mem::replace(&mut old.evaluator, Evaluator::new(&[]));
+        self.evaluator
+            .carry_over(&self.specs, old_evaluator, &old.specs)
+    }
+
+    /// Takes over the alerts of `old`'s `alertmanager` webhooks for the webhooks of the
+    /// same name here (see [`deliver::alertmanager::Table::adopt`]): without it, a reload
+    /// would stop re-sending firing alerts and Alertmanager would resolve them.
+    pub fn adopt_alerts(&mut self, old: &Agent) {
+        let rule_map: Vec<Option<usize>> = old
+            .specs
+            .iter()
+            .map(|o| self.specs.iter().position(|n| n == o))
+            .collect();
+        for (i, wh) in self.cfg.webhooks.iter().enumerate() {
+            let Some(Sink::Alerts(new)) = &self.sinks[i] else {
+                continue;
+            };
+            let Some(j) = old.cfg.webhooks.iter().position(|o| o.name == wh.name) else {
+                continue;
+            };
+            if let Some(Sink::Alerts(prev)) = &old.sinks[j] {
+                new.adopt(prev, &rule_map);
+            }
+        }
+    }
+
+    /// Waits for a sink to give up on an event.
+    pub async fn next_failure(&mut self) -> Option<Failure> {
+        self.failures.recv().await
+    }
+
+    /// Announces a failure as a `delivery_failed` event to every other webhook that wants it.
+    pub fn announce_failure(&mut self, f: &Failure) {
+        self.broadcast_except(EventType::DeliveryFailed, &f.detail, Some(f.webhook));
+    }
+
+    /// The config this agent runs.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// One cycle: sample, evaluate, route the resulting events.
+    pub fn tick(&mut self) {
+        let now = self.clock.now_ms();
+        self.samples.clear();
+        self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
+        if let Some((prev, now)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
+            let detail = format!("uptime went back from {prev:.0} s to {now:.0} s");
+            crate::warn!("reboot detected: {detail}");
+            self.broadcast(EventType::Reboot, &detail);
+        }
+        let Agent {
+            specs,
+            evaluator,
+            samples,
+            routes,
+            sinks,
+            failed_tx,
+            cfg,
+            ..
+        } = self;
+        evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
+            let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
+            offer(routes, sinks, cfg, failed_tx, &event, None);
+        });
+    }
+
+    /// Sends an agent event (`agent_start`, `config_reload`, …) to every webhook that wants it.
+    pub fn broadcast(&mut self, kind: EventType, detail: &str) {
+        self.broadcast_except(kind, detail, None);
+    }
+
+    /// [`broadcast`](Self::broadcast), leaving out webhook `except`.
+    fn broadcast_except(&mut self, kind: EventType, detail: &str, except: Option<usize>) {
+        let now: Millis = self.clock.now_ms();
+        let event = Event::agent(kind, EventId::generate(now), now, detail);
+        offer(
+            &self.routes,
+            &self.sinks,
+            &self.cfg,
+            &self.failed_tx,
+            &event,
+            except,
+        );
+    }
+
+    /// Closes the sinks and waits up to `limit` for queued deliveries to finish.
+    pub async fn shutdown(self, limit: Duration) {
+        let mut tasks: Vec<_> = self
+            .sinks
+            .into_iter()
+            .flatten()
+            .flat_map(Sink::into_tasks)
+            .collect();
+        if tokio::time::timeout(limit, join_all(&mut tasks))
+            .await
+            .is_err()
+        {
+            crate::warn!(
+                "deliveries still in flight after {} ms: spooling what is left under {}",
+                limit.as_millis(),
+                self.cfg.agent.state_dir.display()
+            );
+            let _ = self.stop.send(true);
+            if tokio::time::timeout(SPOOL_GRACE, join_all(&mut tasks))
+                .await
+                .is_err()
+            {
+                crate::error!(
+                    "outboxes did not finish spooling in {} ms; what they held is lost",
+                    SPOOL_GRACE.as_millis()
+                );
+                for t in &tasks {
+                    t.abort();
+                }
+            }
+        }
+    }
+}
+
+/// Hands `event` to every sink its routes name.
+fn offer(
+    routes: &Routes,
+    sinks: &[Option<Sink>],
+    cfg: &Config,
+    failures: &mpsc::Sender<Failure>,
+    event: &Event,
+    except: Option<usize>,
+) {
+    for w in routes.targets(event, except) {
+        if let Some(s) = &sinks[w] {
+            s.offer(event, &cfg.webhooks[w].name, w, failures);
+        }
+    }
+}
+
+/// Waits for every unfinished task (a finished handle is never polled again).
+async fn join_all(tasks: &mut [tokio::task::JoinHandle<()>]) {
+    for t in tasks.iter_mut() {
+        if !t.is_finished() {
+            let _ = t.await;
+        }
+    }
+}
+
+fn log_rules(cfg: &Config) {
+    let enabled = cfg.webhooks.iter().filter(|w| w.filter.enabled).count();
+    crate::info!(
+        "device {} ({}): {} rules, {} webhooks ({} enabled), every {} ms, root {}",
+        cfg.agent.device_id,
+        cfg.agent.hostname,
+        cfg.rules.len(),
+        cfg.webhooks.len(),
+        enabled,
+        cfg.agent.interval_ms,
+        cfg.agent.root.display()
+    );
+}
+
+/// A control request, read by its connection's task, answered by the loop.
+type ControlRequest = (Option<String>, oneshot::Sender<String>);
+
+/// At most this many control connections are served at once; more are answered `busy`.
+pub const CONTROL_CLIENTS: usize = 4;
+
+/// Serves the control socket beside the loop: each connection's request is read (bounded
+/// in size and time) in its own task, so an idle or slow client holds back neither
+/// sampling nor delivery; the loop only computes the answer.
+fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONTROL_CLIENTS));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tokio::spawn(crate::control::answer(
+                    conn,
+                    "error: busy: too many control clients; try again\n".into(),
+                ));
+                continue;
+            };
+            let to_loop = to_loop.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let request = crate::control::read_request(&mut conn).await;
+                let (tx, rx) = oneshot::channel();
+                if to_loop.send((request, tx)).await.is_err() {
+                    return;
+                }
+                if let Ok(answer) = rx.await {
+                    crate::control::answer(conn, answer).await;
+                }
+            });
+        }
+    });
+}
+
+/// The answer to one control request.
+fn answer(agent: &mut Agent, request: Option<&str>, started: Instant) -> String {
+    match request {
+        Some("status") => agent.status(started),
+        Some(r) if r.starts_with("replay ") => agent
+            .replay(r[7..].trim())
+            .unwrap_or_else(|e| format!("error: {e}\n")),
+        Some(other) => {
+            format!("error: unknown request `{other}`: expected `status` or `replay EVENT_ID`\n")
+        }
+        None => "error: no request within 1 s\n".into(),
+    }
+}
+
+/// Runs the agent on `cfg` until SIGTERM or SIGINT. SIGHUP reloads `path`: a config with
+/// errors is logged and the old one keeps running. Under systemd (`$NOTIFY_SOCKET`) it
+/// sends `READY=1` once running, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`
+/// on shutdown and, when `$WATCHDOG_USEC` is set, `WATCHDOG=1` every half period from the
+/// same loop that samples, so a stuck loop stops the pings.
+///
+/// `source` says whether `cfg` is the file given or its last-known-good copy.
+///
+/// # Errors
+/// Start-up failures: signal handlers, TLS settings.
+pub async fn run(
+    path: &Path,
+    cfg: Config,
+    mode: Mode,
+    source: ConfigSource,
+) -> Result<(), StartError> {
+    let clock = Clock::system();
+    let path: PathBuf = path.to_path_buf();
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartError::Signal("SIGHUP", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| StartError::Signal("SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartError::Signal("SIGINT", e))?;
+    let sd = Notifier::from_env().unwrap_or_else(|e| {
+        crate::warn!("NOTIFY_SOCKET unusable ({e}); not reporting to systemd");
+        None
+    });
+    let mut watchdog = sd.as_ref().and(notify::watchdog_interval()).map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    log_rules(&cfg);
+    if source == ConfigSource::Given && mode == Mode::Send {
+        save_last_good(&path, &cfg.includes, &cfg.agent.state_dir);
+    }
+    let mut agent = Agent::new(Arc::new(cfg), mode, clock.clone())?;
+    agent.broadcast(EventType::AgentStart, "");
+    if let ConfigSource::LastGood(lkg) = &source {
+        agent.broadcast(
+            EventType::ConfigReload,
+            &format!("{} is invalid: running {}", path.display(), lkg.display()),
+        );
+    }
+    let mut ticker = new_ticker(agent.config().agent.interval_ms);
+    let mut heartbeat = agent.config().agent.heartbeat_ms.map(new_heartbeat);
+    let started = Instant::now();
+    let control_path = agent.config().agent.control_socket.clone();
+    let (control_tx, mut control) = mpsc::channel::<ControlRequest>(CONTROL_CLIENTS);
+    let bound = match crate::control::bind(&control_path) {
+        Ok(l) => {
+            serve_control(l, control_tx);
+            true
+        }
+        Err(e) => {
+            crate::warn!(
+                "no control socket at {} ({e}): tocsin status and replay will not reach this agent",
+                control_path.display()
+            );
+            false
+        }
+    };
+    tell(&sd, |n| n.ready(&status_line(agent.config())));
+    loop {
+        tokio::select! {
+            Some((request, reply)) = control.recv() => {
+                let _ = reply.send(answer(&mut agent, request.as_deref(), started));
+            }
+            _ = ticker.tick() => agent.tick(),
+            // Dead-man's switch: a receiver that stops hearing this knows the device is gone.
+            _ = async { match heartbeat.as_mut() { Some(h) => { h.tick().await; } None => std::future::pending().await } } => {
+                agent.broadcast(EventType::Heartbeat, "");
+            }
+            Some(f) = agent.next_failure() => agent.announce_failure(&f),
+            _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
+            _ = hup.recv() => {
+                tell(&sd, Notifier::reloading);
+                reload(&path, &mut agent, mode, &clock, &mut ticker, &mut heartbeat);
+                // Ready again either way: a rejected file leaves the old config running.
+                tell(&sd, |n| n.ready(&status_line(agent.config())));
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    crate::info!("stopping");
+    if bound {
+        let _ = std::fs::remove_file(&control_path);
+    }
+    tell(&sd, Notifier::stopping);
+    agent.broadcast(EventType::AgentStop, "");
+    agent.shutdown(DRAIN_TIMEOUT).await;
+    Ok(())
+}
+
+/// SIGHUP: loads `path`; a valid config replaces `agent` (rule state and Alertmanager
+/// alerts carried over), an invalid one is logged and the old one keeps running.
+fn reload(
+    path: &Path,
+    agent: &mut Agent,
+    mode: Mode,
+    clock: &Clock,
+    ticker: &mut tokio::time::Interval,
+    heartbeat: &mut Option<tokio::time::Interval>,
+) {
+    let new = match config::load(path) {
+        Ok(new) => new,
+        Err(diags) => {
+            for d in &diags.0 {
+                crate::error!("{d}");
+            }
+            crate::error!(
+                "reload of {} rejected ({} errors); keeping the running config",
+                path.display(),
+                diags.0.len()
+            );
+            return;
+        }
+    };
+    log_rules(&new);
+    let mut next = match Agent::new(Arc::new(new), mode, clock.clone()) {
+        Ok(next) => next,
+        Err(e) => {
+            crate::error!(
+                "reload of {} failed, keeping the running config: {e}",
+                path.display()
+            );
+            return;
+        }
+    };
+    *ticker = new_ticker(next.config().agent.interval_ms);
+    *heartbeat = next.config().agent.heartbeat_ms.map(new_heartbeat);
+    let kept = next.adopt_rule_state(agent);
+    next.adopt_alerts(agent);
+    crate::info!(
+        "reloaded {} ({kept} unchanged rules kept their state)",
+        path.display()
+    );
+    save_last_good(
+        path,
+        &next.config().includes,
+        &next.config().agent.state_dir,
+    );
+    next.broadcast(EventType::ConfigReload, "reloaded");
+    let old = std::mem::replace(agent, next);
+    // The old sinks finish what they hold in the background.
+    tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
+}
+
+/// The heartbeat timer; its first tick is one period after start (`agent_start` says
+/// hello already).
+fn new_heartbeat(period_ms: u64) -> tokio::time::Interval {
+    let period = Duration::from_millis(period_ms);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Sends a notification if there is a manager to tell; a failure is logged, never fatal
+/// (the agent's job is alerting, not pleasing systemd).
+fn tell(sd: &Option<Notifier>, send: impl FnOnce(&Notifier) -> std::io::Result<()>) {
+    if let Some(n) = sd {
+        if let Err(e) = send(n) {
+            crate::warn!("sd_notify: {e}");
+        }
+    }
+}
+
+/// The next watchdog tick, or never when the watchdog is off.
+async fn watchdog_tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The `STATUS=` line systemctl shows.
+fn status_line(cfg: &Config) -> String {
+    format!(
+        "{} rules, {} webhooks, every {} ms",
+        cfg.rules.len(),
+        cfg.webhooks.iter().filter(|w| w.filter.enabled).count(),
+        cfg.agent.interval_ms
+    )
+}
+
+fn new_ticker(interval_ms: u64) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_millis(interval_ms));
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric::{DimValue, Sample};
+
+    fn with_uptime(v: f64) -> Samples {
+        let mut s = Samples::new();
+        let _ = s.push(Sample {
+            metric: Metric::Uptime,
+            key: None,
+            dim: DimValue::new(),
+            value: v,
+        });
+        s
+    }
+
+    #[test]
+    fn reboot_is_uptime_going_back() {
+        let mut last = None;
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(100.0)), None);
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(105.0)), None);
+        // A cycle without uptime keeps the previous value.
+        assert_eq!(uptime_went_back(&mut last, &Samples::new()), None);
+        assert_eq!(
+            uptime_went_back(&mut last, &with_uptime(3.0)),
+            Some((105.0, 3.0))
+        );
+        assert_eq!(uptime_went_back(&mut last, &with_uptime(8.0)), None);
+    }
+}
