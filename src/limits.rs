@@ -19,8 +19,9 @@ pub const MAX_SAMPLES: usize = 256;
 pub const MAX_MOUNTS: usize = 32;
 /// Most series (distinct dimension values) one rule tracks.
 pub const MAX_SERIES_PER_RULE: usize = 16;
-/// Most events produced by one evaluation cycle.
-pub const MAX_EVENTS_PER_CYCLE: usize = 64;
+// One evaluation cycle produces at most one event per series: MAX_RULES ×
+// MAX_SERIES_PER_RULE. There is no separate per-cycle cap: an outbox takes them
+// (OUTBOX_CAPACITY in memory, the rest to the spool), so a cap would only drop events.
 /// Largest `times` / `within` / `clear_times` / `no_data_after`.
 pub const MAX_TIMES: u8 = 64;
 /// Longest URL, in bytes.

@@ -3,7 +3,7 @@
 use super::diag::Collector;
 use super::host::{read_to_string, Host, RealHost};
 use super::walk::*;
-use super::Agent;
+use super::AgentSettings;
 use crate::event::Language;
 use crate::limits::*;
 use std::ops::Range;
@@ -24,7 +24,7 @@ const AGENT_KEYS: &[&str] = &[
 ];
 
 /// `[agent]`; `hostname = "auto"` and `device_id = "auto"` are read from `host`.
-pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Agent {
+pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> AgentSettings {
     check_keys(c, t, AGENT_KEYS, &[], "[agent]");
     let root = PathBuf::from(get_path(c, t, "root").unwrap_or("/"));
     let hostname = match get_str(c, t, "hostname") {
@@ -66,7 +66,7 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Ag
             format!("too many labels: the limit is {MAX_LABELS}"),
         );
     }
-    for Entry {
+    for Pair {
         key: k,
         value: v,
         key_span: span,
@@ -90,7 +90,7 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Ag
             );
         }
     }
-    Agent {
+    AgentSettings {
         device_id,
         hostname,
         interval_ms: get_duration(c, t, "interval").unwrap_or(5000),

@@ -50,7 +50,7 @@ use crate::event::EventMask;
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `[agent]`.
-    pub agent: Agent,
+    pub agent: AgentSettings,
     /// `[[rule]]`, at most [`MAX_RULES`].
     pub rules: Vec<Rule>,
     /// `[[webhook]]`, at most [`MAX_WEBHOOKS`].
@@ -61,7 +61,7 @@ pub struct Config {
 
 /// `[agent]`.
 #[derive(Clone, Debug)]
-pub struct Agent {
+pub struct AgentSettings {
     /// `device_id` (the userId of Aliyun CloudMonitor's alarm callback); defaults to the
     /// host name.
     pub device_id: String,
@@ -101,7 +101,7 @@ impl Config {
     }
 }
 
-impl Agent {
+impl AgentSettings {
     /// The device as payloads see it.
     pub fn origin(&self) -> render::Origin {
         render::Origin {

@@ -4,7 +4,7 @@
 use super::diag::Collector;
 use super::walk::find;
 use super::webhook::WebhookSpans;
-use super::{Agent, ContentType, Format, Signing, Webhook};
+use super::{AgentSettings, ContentType, Format, Signing, Webhook};
 use crate::limits::*;
 use crate::metric::Metric;
 use crate::render;
@@ -17,7 +17,7 @@ pub(super) const DINGTALK_SIGN_MAX: usize = 11 + 20 + 6 + 44 * 3;
 /// worst case, and reports those that are invalid or can overflow their buffers.
 pub(super) fn prove_webhook(
     c: &mut Collector,
-    agent: &Agent,
+    agent: &AgentSettings,
     rule_name: &str,
     wh: &Webhook,
     spans: &WebhookSpans,

@@ -185,21 +185,21 @@ pub(super) fn get_table<'t, 'i>(
 
 /// A table of string values, in file order, with the key spans.
 /// One `key = "value"` of an inline table, with both spans.
-pub(super) struct Entry {
+pub(super) struct Pair {
     pub(super) key: String,
     pub(super) value: String,
     pub(super) key_span: Range<usize>,
     pub(super) value_span: Range<usize>,
 }
 
-pub(super) fn get_string_map(c: &mut Collector, t: &DeTable, key: &str) -> Vec<Entry> {
+pub(super) fn get_string_map(c: &mut Collector, t: &DeTable, key: &str) -> Vec<Pair> {
     let Some(tbl) = get_table(c, t, key) else {
         return Vec::new();
     };
-    let mut out: Vec<Entry> = tbl
+    let mut out: Vec<Pair> = tbl
         .iter()
         .filter_map(|(k, v)| match v.get_ref().as_str() {
-            Some(s) => Some(Entry {
+            Some(s) => Some(Pair {
                 key: k.get_ref().to_string(),
                 value: s.to_string(),
                 key_span: k.span(),

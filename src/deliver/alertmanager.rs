@@ -32,7 +32,7 @@ use super::{alertmanager_target, Env, Error, Failure, Mode, SharedStats, SinkSpe
 use crate::clock::{Clock, PLAUSIBLE_SINCE_MS};
 use crate::event::{Event, EventId, EventType, Level};
 use crate::limits::{MAX_AM_ALERTS, MAX_AM_BODY_LEN, MAX_AM_PEERS, MAX_BATCH};
-use crate::render::alertmanager::{expiry, Alert, Batch, Name};
+use crate::render::alertmanager::{expiry, Alert, AlertName, Batch};
 use crate::render::Ctx;
 use bytes::Bytes;
 use std::sync::atomic::AtomicU64;
@@ -54,8 +54,8 @@ const DONE: u64 = u64::MAX;
 
 /// One alert the webhook tells its peers about.
 #[derive(Clone, Debug)]
-struct Entry {
-    name: Name,
+struct Tracked {
+    name: AlertName,
     /// The rule (rule alerts only).
     rule: Option<usize>,
     /// The rule alert's level (its `severity`).
@@ -79,7 +79,7 @@ struct Entry {
     told: u8,
 }
 
-impl Entry {
+impl Tracked {
     fn is_series(&self, rule: usize, e: &Event) -> bool {
         self.rule == Some(rule) && self.event.dim == e.dim
     }
@@ -88,7 +88,7 @@ impl Entry {
     fn ends_ms(&self, now: u64, resend_ms: u64) -> u64 {
         match (self.resolved_ms, self.name) {
             (Some(at), _) => at,
-            (None, Name::DeviceSilent) => now.saturating_add(SILENT_HOLD_MS),
+            (None, AlertName::DeviceSilent) => now.saturating_add(SILENT_HOLD_MS),
             (None, _) if self.one_shot => expiry(self.event.timestamp_ms, resend_ms),
             (None, _) => expiry(now, resend_ms),
         }
@@ -126,7 +126,7 @@ pub struct Applied {
 
 /// The alerts of one `alertmanager` webhook.
 pub struct Table {
-    entries: Vec<Entry>,
+    entries: Vec<Tracked>,
     peers: usize,
     resend_ms: u64,
     events: crate::event::EventMask,
@@ -195,7 +195,7 @@ impl Table {
     /// Applies one event at `now` (unix ms), monotonic time `mono`.
     pub fn apply(&mut self, e: &Event, now: u64, mono: u64) -> Applied {
         let mut out = Applied::default();
-        let Some(name) = Name::of(e.kind) else {
+        let Some(name) = AlertName::of(e.kind) else {
             // agent_start: the heartbeat alerts exist from the start.
             if e.kind == EventType::AgentStart && self.heartbeat {
                 self.heartbeat_alerts(e, now, mono, &mut out);
@@ -203,7 +203,7 @@ impl Table {
             return out;
         };
         match name {
-            Name::Rule => {
+            AlertName::Rule => {
                 let Some(rule) = e.rule else { return out };
                 let fires = e.kind != EventType::Recovery
                     && self.events.contains(e.kind)
@@ -241,7 +241,7 @@ impl Table {
                     );
                 }
             }
-            Name::Heartbeat => {
+            AlertName::Heartbeat => {
                 if self.heartbeat {
                     self.heartbeat_alerts(e, now, mono, &mut out);
                 }
@@ -258,7 +258,7 @@ impl Table {
     /// `TocsinHeartbeat` and `TocsinDeviceSilent`, firing. Refreshing them does not make
     /// them due: they go out with every `resend` like any firing alert.
     fn heartbeat_alerts(&mut self, e: &Event, now: u64, mono: u64, out: &mut Applied) {
-        for name in [Name::Heartbeat, Name::DeviceSilent] {
+        for name in [AlertName::Heartbeat, AlertName::DeviceSilent] {
             match self
                 .entries
                 .iter()
@@ -274,7 +274,7 @@ impl Table {
     #[allow(clippy::too_many_arguments)]
     fn fire(
         &mut self,
-        name: Name,
+        name: AlertName,
         rule: Option<usize>,
         level: Level,
         no_data: bool,
@@ -283,7 +283,7 @@ impl Table {
         mono: u64,
         out: &mut Applied,
     ) {
-        let same = |x: &Entry| {
+        let same = |x: &Tracked| {
             x.name == name
                 && match rule {
                     Some(r) => x.is_series(r, e) && x.level == level && x.no_data == no_data,
@@ -300,7 +300,7 @@ impl Table {
             out.changed = true;
             return;
         }
-        let entry = Entry {
+        let entry = Tracked {
             name,
             rule,
             level,
@@ -308,7 +308,8 @@ impl Table {
             event: e.clone(),
             starts_ms,
             resolved_ms: None,
-            one_shot: rule.is_none() && !matches!(name, Name::Heartbeat | Name::DeviceSilent),
+            one_shot: rule.is_none()
+                && !matches!(name, AlertName::Heartbeat | AlertName::DeviceSilent),
             version: 0,
             due: [mono; MAX_AM_PEERS],
             resolved_sends: [0; MAX_AM_PEERS],
@@ -331,7 +332,7 @@ impl Table {
             }
             None => {
                 let alertname = match name {
-                    Name::Rule => e.rule_name.as_str(),
+                    AlertName::Rule => e.rule_name.as_str(),
                     n => n.as_str(),
                 };
                 out.dropped = Some((alertname.to_string(), name.severity(level)));
@@ -341,7 +342,7 @@ impl Table {
 
     /// A slot for `new` in a full table: the oldest resolved alert, else a short-lived one,
     /// else a firing rule alert of lower level than `new`.
-    fn evict_for(&self, new: &Entry) -> Option<usize> {
+    fn evict_for(&self, new: &Tracked) -> Option<usize> {
         let resolved = (0..self.entries.len())
             .filter(|&i| self.entries[i].resolved_ms.is_some())
             .min_by_key(|&i| self.entries[i].resolved_ms);
@@ -479,7 +480,7 @@ impl Table {
                     }
                 },
                 // The new config has no heartbeat: its alerts resolve.
-                None if matches!(x.name, Name::Heartbeat | Name::DeviceSilent)
+                None if matches!(x.name, AlertName::Heartbeat | AlertName::DeviceSilent)
                     && !self.heartbeat
                     && x.resolved_ms.is_none() =>
                 {

@@ -21,7 +21,7 @@ use core::fmt::{self, Write as _};
 
 /// What an alert is called: a rule's name, or one of the agent's own alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Name {
+pub enum AlertName {
     /// A rule's alert (`alertname` = the rule name).
     Rule,
     /// Always firing while the agent runs: its absence says the device went silent.
@@ -39,30 +39,30 @@ pub enum Name {
     Test,
 }
 
-impl Name {
+impl AlertName {
     /// The `alertname` of an agent alert.
     pub fn as_str(self) -> &'static str {
         match self {
-            Name::Rule => "",
-            Name::Heartbeat => "TocsinHeartbeat",
-            Name::DeviceSilent => "TocsinDeviceSilent",
-            Name::Reboot => "TocsinReboot",
-            Name::DeliveryFailed => "TocsinDeliveryFailed",
-            Name::ConfigReload => "TocsinConfigReload",
-            Name::Test => "TocsinTest",
+            AlertName::Rule => "",
+            AlertName::Heartbeat => "TocsinHeartbeat",
+            AlertName::DeviceSilent => "TocsinDeviceSilent",
+            AlertName::Reboot => "TocsinReboot",
+            AlertName::DeliveryFailed => "TocsinDeliveryFailed",
+            AlertName::ConfigReload => "TocsinConfigReload",
+            AlertName::Test => "TocsinTest",
         }
     }
 
     /// The alert an event of `kind` maps to; `None` for `agent_start` and `agent_stop`
     /// (the heartbeat says whether an agent runs).
-    pub fn of(kind: EventType) -> Option<Name> {
+    pub fn of(kind: EventType) -> Option<AlertName> {
         Some(match kind {
-            EventType::Alarm | EventType::Recovery | EventType::NoData => Name::Rule,
-            EventType::Heartbeat => Name::Heartbeat,
-            EventType::Reboot => Name::Reboot,
-            EventType::DeliveryFailed => Name::DeliveryFailed,
-            EventType::ConfigReload => Name::ConfigReload,
-            EventType::Test => Name::Test,
+            EventType::Alarm | EventType::Recovery | EventType::NoData => AlertName::Rule,
+            EventType::Heartbeat => AlertName::Heartbeat,
+            EventType::Reboot => AlertName::Reboot,
+            EventType::DeliveryFailed => AlertName::DeliveryFailed,
+            EventType::ConfigReload => AlertName::ConfigReload,
+            EventType::Test => AlertName::Test,
             EventType::AgentStart | EventType::AgentStop => return None,
         })
     }
@@ -70,11 +70,11 @@ impl Name {
     /// The `severity` label of this alert for a rule event at `level`.
     pub fn severity(self, level: Level) -> &'static str {
         match self {
-            Name::Rule => severity(level),
-            Name::Heartbeat => "none",
-            Name::DeviceSilent => "critical",
-            Name::Reboot | Name::DeliveryFailed => "warning",
-            Name::ConfigReload | Name::Test => "info",
+            AlertName::Rule => severity(level),
+            AlertName::Heartbeat => "none",
+            AlertName::DeviceSilent => "critical",
+            AlertName::Reboot | AlertName::DeliveryFailed => "warning",
+            AlertName::ConfigReload | AlertName::Test => "info",
         }
     }
 }
@@ -102,7 +102,7 @@ pub const RESERVED_LABELS: &[&str] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct Alert<'a> {
     /// Which alert.
-    pub name: Name,
+    pub name: AlertName,
     /// Its `severity` label.
     pub severity: &'static str,
     /// The event whose values annotate it.
@@ -119,7 +119,7 @@ impl<'a> Alert<'a> {
     /// The alert a single event stands for, as `render`, `test` and `--dry-run` show it:
     /// firing until `resend_ms × 4` after the event, or resolved at a recovery.
     pub fn of_event(event: &'a Event, resend_ms: u64) -> Option<Alert<'a>> {
-        let name = Name::of(event.kind)?;
+        let name = AlertName::of(event.kind)?;
         let at = event.timestamp_ms;
         let resolved = event.kind == EventType::Recovery;
         let starts_ms = match event.kind {
@@ -174,14 +174,14 @@ pub fn write_alert(
     out.write_str("{\"labels\":{")?;
     let first = &mut true;
     let alertname = match alert.name {
-        Name::Rule => e.rule_name.as_str(),
+        AlertName::Rule => e.rule_name.as_str(),
         n => n.as_str(),
     };
     write_pair(out, first, "alertname", alertname)?;
     write_pair(out, first, "severity", alert.severity)?;
     write_pair(out, first, "instance", &o.hostname)?;
     write_pair(out, first, "device_id", &o.device_id)?;
-    if let (Name::Rule, Some(metric)) = (alert.name, e.metric) {
+    if let (AlertName::Rule, Some(metric)) = (alert.name, e.metric) {
         write_pair(out, first, "metric", metric.name())?;
         if let (Some(k), false) = (e.dimension_key(), e.dim.is_empty()) {
             write_pair(out, first, k, e.dim.as_str())?;
@@ -208,7 +208,7 @@ pub fn write_alert(
             inner: &mut *out,
             escape: Escape::Json,
         };
-        if alert.name == Name::DeviceSilent {
+        if alert.name == AlertName::DeviceSilent {
             write_silent(&mut esc, ctx)?;
         } else {
             content::write(&mut esc, ctx)?;
@@ -216,7 +216,7 @@ pub fn write_alert(
     }
     out.write_char('"')?;
     let first = &mut false;
-    if alert.name == Name::Rule {
+    if alert.name == AlertName::Rule {
         if let Some(v) = e.value {
             write_pair(out, first, "value", &fmt_value(v))?;
         }
@@ -251,7 +251,7 @@ fn write_summary(out: &mut dyn fmt::Write, alert: &Alert<'_>, ctx: &Ctx<'_>) -> 
     let (dev, host) = (ctx.origin.device_id.as_str(), ctx.origin.hostname.as_str());
     let zh = ctx.language == Language::Zh;
     match alert.name {
-        Name::Rule => {
+        AlertName::Rule => {
             let state = match (e.kind, zh) {
                 (EventType::Recovery, false) => "OK",
                 (EventType::Recovery, true) => "恢复",
@@ -270,10 +270,10 @@ fn write_summary(out: &mut dyn fmt::Write, alert: &Alert<'_>, ctx: &Ctx<'_>) -> 
                 write!(out, "[{state}] {} on {dev}", e.rule_name)
             }
         }
-        Name::DeviceSilent if zh => write!(out, "设备 {dev}（{host}）失联"),
-        Name::DeviceSilent => write!(out, "device {dev} ({host}) went silent"),
-        Name::Heartbeat if zh => write!(out, "tocsin 心跳（{dev}）"),
-        Name::Heartbeat => write!(out, "tocsin heartbeat from {dev}"),
+        AlertName::DeviceSilent if zh => write!(out, "设备 {dev}（{host}）失联"),
+        AlertName::DeviceSilent => write!(out, "device {dev} ({host}) went silent"),
+        AlertName::Heartbeat if zh => write!(out, "tocsin 心跳（{dev}）"),
+        AlertName::Heartbeat => write!(out, "tocsin heartbeat from {dev}"),
         _ => content::write(out, ctx),
     }
 }

@@ -171,7 +171,7 @@ struct Series {
 }
 
 /// Everything a step needs to emit a transition.
-struct Ctx<'a, 'e> {
+struct Step<'a, 'e> {
     idx: usize,
     rule: &'a RuleSpec,
     now: Millis,
@@ -219,7 +219,7 @@ impl Series {
     /// A transition of this series with the episode's trigger times and count.
     fn transition(
         &self,
-        cx: &Ctx<'_, '_>,
+        cx: &Step<'_, '_>,
         kind: TransitionKind,
         state: AlertState,
         level: Level,
@@ -242,7 +242,7 @@ impl Series {
         }
     }
 
-    fn alarm(&mut self, cx: &mut Ctx<'_, '_>, level: Level, prev: Level, value: Option<f64>) {
+    fn alarm(&mut self, cx: &mut Step<'_, '_>, level: Level, prev: Level, value: Option<f64>) {
         let t = self.transition(
             cx,
             TransitionKind::Alarm,
@@ -256,7 +256,7 @@ impl Series {
         self.notified = true;
     }
 
-    fn recovery(&mut self, cx: &mut Ctx<'_, '_>, value: Option<f64>) {
+    fn recovery(&mut self, cx: &mut Step<'_, '_>, value: Option<f64>) {
         let t = self.transition(
             cx,
             TransitionKind::Recovery,
@@ -270,7 +270,7 @@ impl Series {
     }
 
     /// One sample of this series.
-    fn on_sample(&mut self, cx: &mut Ctx<'_, '_>, value: f64) {
+    fn on_sample(&mut self, cx: &mut Step<'_, '_>, value: f64) {
         self.missing = 0;
         self.seen = true;
         let breach = cx.rule.level_of(value);
@@ -303,7 +303,7 @@ impl Series {
     }
 
     /// The state machine proper, for an OK, PENDING or ALERT series.
-    fn step(&mut self, cx: &mut Ctx<'_, '_>, breach: Option<Level>, value: f64) {
+    fn step(&mut self, cx: &mut Step<'_, '_>, breach: Option<Level>, value: f64) {
         let rule = cx.rule;
         let now = cx.now;
         let times = u32::from(rule.times.max(1));
@@ -395,7 +395,7 @@ impl Series {
     }
 
     /// A cycle without a sample for this series.
-    fn on_missing(&mut self, cx: &mut Ctx<'_, '_>) {
+    fn on_missing(&mut self, cx: &mut Step<'_, '_>) {
         self.missing = self.missing.saturating_add(1);
         if self.missing != u32::from(cx.rule.no_data_after.max(1)) {
             return;
@@ -436,7 +436,7 @@ impl Series {
     }
 
     /// The end-of-cycle repeat check.
-    fn maybe_repeat(&mut self, cx: &mut Ctx<'_, '_>) {
+    fn maybe_repeat(&mut self, cx: &mut Step<'_, '_>) {
         if self.phase != Phase::Alert || self.notified {
             return;
         }
@@ -539,7 +539,7 @@ impl Evaluator {
         emit: &mut dyn FnMut(Transition),
     ) {
         for (idx, (rule, st)) in rules.iter().zip(self.rules.iter_mut()).enumerate() {
-            let mut cx = Ctx {
+            let mut cx = Step {
                 idx,
                 rule,
                 now,

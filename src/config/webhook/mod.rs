@@ -6,7 +6,7 @@ mod url;
 use super::diag::Collector;
 use super::host::Host;
 use super::walk::*;
-use super::Agent;
+use super::AgentSettings;
 use crate::event::{EventMask, EventType, Language};
 use crate::limits::*;
 use crate::render::template::{Segment, Template};
@@ -90,7 +90,7 @@ pub(super) fn parse_webhook(
     c: &mut Collector,
     t: &DeTable,
     span: Range<usize>,
-    agent: &Agent,
+    agent: &AgentSettings,
     host: &dyn Host,
 ) -> Option<(Webhook, WebhookSpans)> {
     let agent_language = agent.language;
@@ -197,7 +197,7 @@ pub(super) fn parse_webhook(
     // `query` (the generic HTTP-callback settings' `URL?username=jack`): names fixed, values
     // may hold variables.
     let mut target = url.as_ref().map(|(_, t)| t.clone());
-    for Entry {
+    for Pair {
         key,
         value,
         key_span,
@@ -282,7 +282,7 @@ pub(super) fn parse_webhook(
     let headers: Vec<(String, Template)> = get_string_map(c, t, "headers")
         .into_iter()
         .filter_map(
-            |Entry {
+            |Pair {
                  key: k,
                  value: v,
                  key_span,
