@@ -455,7 +455,7 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
     }
 }
 
-/// `tocsin test`: one `test` event, one attempt, status and latency printed (seed 004's
+/// `tocsin test`: one `test` event, one attempt, status and latency printed (the webhook-management screen's
 /// "Send test"). Works on a config that is not installed yet, even a disabled webhook.
 async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
     let spec = cfg.sink(i);

@@ -119,7 +119,7 @@ impl Condition {
     }
 }
 
-/// The kinds of event, as webhook `events` filters name them (seed 004's event types).
+/// The kinds of event, as webhook `events` filters name them (the event types of the webhook-management screen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
     /// A rule fired, changed level, or repeats.

@@ -66,7 +66,7 @@ fn a_good_config_validates() {
             w.endpoint.retry_interval_ms
         ),
         (5000, 3, 2000),
-        "cloudmonitor defaults (seeds 001/003)"
+        "CloudMonitor's defaults (5 s, 3 retries)"
     );
     assert_eq!(
         w.endpoint.target.segments,

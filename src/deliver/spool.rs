@@ -10,7 +10,7 @@
 //! detected, moved aside as `*.bad` and skipped, never a crash.
 //!
 //! Bounded in events and bytes per webhook; when full, the oldest INFO goes first, then
-//! WARN, then CRITICAL (DESIGN.md's drop order).
+//! WARN, then CRITICAL (the documented drop order).
 
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};

@@ -1,9 +1,9 @@
-//! The cloud-monitor alarm callback, JSON form: seed 001's fields plus seed 003's.
+//! Aliyun CloudMonitor's alarm callback, JSON: the fields of its JSON callback plus those of its form callback.
 //!
 //! Every value is a string, as in the seeds' examples: `timestamp` is unix seconds,
 //! `dimensions` a JSON array of objects inside a string, `expression` a JSON array inside
 //! a string (`[{"expression":"$value>90","level":3,"times":2}]`). Levels map to the
-//! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (seed 001: 4 = email, 3 = SMS + email).
+//! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (CloudMonitor: 4 = email, 3 = SMS + email).
 
 use super::template::write_alert_name;
 use super::text::{fmt_value, json_str_into, FixedWriter};
@@ -63,7 +63,7 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
     .map_err(full)?;
 
     // `expression`: [{"expression":"$value>90","level":3,"times":2}] — `times` is the
-    // rule's configured count, as seed 001 defines it.
+    // rule's configured count, as CloudMonitor defines it.
     let mut expr_buf = [0u8; 160];
     let mut expr = FixedWriter::new(&mut expr_buf);
     match e.threshold {

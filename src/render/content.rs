@@ -1,4 +1,4 @@
-//! `content`: the human-readable line of an event, in English or Chinese (seed 004's alarm
+//! `content`: the human-readable line of an event, in English or Chinese (the webhook-management screen's alarm
 //! message language). Fixed strings, written straight into the output: no heap.
 
 use super::text::fmt_value;

@@ -1,6 +1,6 @@
-//! The cloud-monitor alarm callback, form-urlencoded (seed 003).
+//! Aliyun CloudMonitor's alarm callback, form-urlencoded.
 //!
-//! Fields in the order of seed 003's table; `dimensions` as `{userId=…, instanceId=…}`,
+//! Fields in the order of CloudMonitor's parameter table; `dimensions` as `{userId=…, instanceId=…}`,
 //! `expression` as `$value>=95`. With a secret, a `signature` field is appended: the seed
 //! shows one but does not define it, so tocsin defines it as
 //! `base64(HMAC-SHA256(secret, every byte of the body before "&signature="))`.

@@ -1,4 +1,4 @@
-//! HertzBeat's webhook body (seed 002).
+//! Apache HertzBeat's webhook body.
 //!
 //! `id` and `alertDefineId` are int64: the id comes from the event id's random bits, the
 //! definition id is a stable hash of the rule name. `priority` 0/1/2 = CRITICAL/WARN/INFO;

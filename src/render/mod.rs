@@ -2,9 +2,9 @@
 //! returns the number of bytes written; a payload that does not fit is
 //! [`RenderError::BufferFull`], never a panic and never a reallocation.
 //!
-//! - `cloudmonitor-json` ([`cloudmonitor`]): seeds 001 + 003, JSON, values as strings.
-//! - `cloudmonitor-form` ([`form`]): seed 003, form-urlencoded, optional `signature`.
-//! - `hertzbeat` ([`hertzbeat`]): seed 002's JSON body.
+//! - `cloudmonitor-json` ([`cloudmonitor`]): Aliyun CloudMonitor's alarm callback, JSON, values as strings.
+//! - `cloudmonitor-form` ([`form`]): CloudMonitor's alarm callback, form-urlencoded, optional `signature`.
+//! - `hertzbeat` ([`hertzbeat`]): Apache HertzBeat's webhook JSON body.
 //! - `alertmanager` ([`alertmanager`]): Prometheus Alertmanager's v2 alerts array.
 //! - `template` ([`template`]): any body with `${variables}`, escaped by content type.
 

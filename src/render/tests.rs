@@ -105,7 +105,7 @@ fn cloudmonitor_json_golden() {
         b,
         r#"{"userId":"gw-0042","alertName":"root-full","timestamp":"1795339813","alertState":"ALERT","dimensions":"[{\"userId\":\"gw-0042\",\"instanceId\":\"edge-7\",\"mount\":\"/\"}]","expression":"[{\"expression\":\"$value>=95\",\"level\":2,\"times\":2}]","curValue":"97.39","metricName":"disk.used_percent","metricProject":"tocsin","instanceName":"edge-7","namespace":"tocsin","triggerLevel":"CRITICAL","preTriggerLevel":"WARN","ruleId":"root-full"}"#
     );
-    // Seed 001's fields and seed 003's JSON-able ones, all strings, nothing else.
+    // The fields of CloudMonitor's alarm callback (JSON and form documentation), the JSON-able ones, all strings, nothing else.
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -144,7 +144,7 @@ fn cloudmonitor_form_golden_with_signature() {
         b,
         format!("{unsigned}&signature=2ebNPzQjzYdA5YDQk4qmzwRG0sPey%2B%2BU0Zgm680ov4g%3D")
     );
-    // Seed 003's parameter table, plus the signature of its sample request.
+    // The parameter table of CloudMonitor's form callback, plus the signature of its sample request.
     let keys: Vec<&str> = b
         .split('&')
         .map(|kv| kv.split('=').next().unwrap())
@@ -179,7 +179,7 @@ fn hertzbeat_golden() {
         r#"{"id":1229782938247303441,"target":"disk.used_percent","alertDefineId":3279984683266222653,"priority":0,"content":"[CRITICAL] root-full on gw-0042: disk.used_percent{mount=/} = 97.39% >= 95 (4 times), was WARN","tag":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"tags":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"status":0,"times":4,"firstTriggerTime":1795339803000,"lastTriggerTime":1795339813000,"nextEvalInterval":5000,"gmtCreate":"2026-11-22T09:30:03","gmtUpdate":"2026-11-22T09:30:13"}"#
     );
     // alertDefineId is FNV-1a 64 of "root-full", masked to 63 bits (checked in Python).
-    // Seed 002's table (plus its example's `tag`), with its types.
+    // Apache HertzBeat's webhook table (plus its example's `tag`), with its types.
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     for k in [
         "id",

@@ -2,8 +2,8 @@
 //! an event that [`crate::route`] sends to webhook sinks ([`crate::deliver`]); signals
 //! reload (SIGHUP) or stop (SIGTERM, SIGINT) it; the control socket is served beside the
 //! loop. Under systemd it reports readiness, reloads and shutdown and pings the watchdog
-//! ([`crate::notify`]). The status text is in [`status`], the last-known-good copy in
-//! [`lkg`].
+//! ([`crate::notify`]). The status text is in `status.rs`, the last-known-good copy in
+//! `lkg.rs`.
 
 mod lkg;
 mod status;
