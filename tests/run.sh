@@ -8,8 +8,8 @@ need_apt=()
 command -v kill >/dev/null || need_apt+=(procps)
 # The "clock not set" test runs the agent under a faked clock.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_apt+=(faketime)
-# tests/alertmanager*.rs and the fleet bench run real Alertmanagers through tests/common/am.rs
-# (skipped, loudly, without one).
+# tests/suite/alertmanager*.rs and the fleet bench run real Alertmanagers through
+# tests/suite/common/am.rs (skipped, loudly, without one).
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -13,7 +13,7 @@
 //! state, and the agent-side cost per device: CPU time per minute and RSS. Under `cargo
 //! test --all-targets` (no `--bench`) it runs 5 devices for 3 s as a smoke test, and
 //! skips when Alertmanager is not installed. Alertmanager is started through the test
-//! harness, tests/common/am.rs, so it dies with this process. A device config the
+//! harness, tests/suite/common/am.rs, so it dies with this process. A device config the
 //! library rejects is printed, and fails the run under `--bench` only.
 
 use std::path::Path;
@@ -24,7 +24,7 @@ use tocsin::deliver::Mode;
 use tocsin::event::EventType;
 use tocsin::service::{now_ms, Agent};
 
-#[path = "../../tests/common/am.rs"]
+#[path = "../../tests/suite/common/am.rs"]
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
 mod am;
 use am::Cluster;

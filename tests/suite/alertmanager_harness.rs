@@ -1,4 +1,4 @@
-//! The Alertmanager harness (tests/common/am.rs) against the real thing, and the
+//! The Alertmanager harness (tests/suite/common/am.rs) against the real thing, and the
 //! behaviour of Alertmanager 0.25's v2 API that the `alertmanager` format relies on, each
 //! shown with hand-written alerts (no tocsin involved):
 //!
@@ -16,9 +16,7 @@
 //!
 //! Without the binary each test says so loudly and passes.
 
-mod common;
-
-use common::am::{self, Cluster};
+use crate::common::am::{self, Cluster};
 use serde_json::{json, Value};
 use std::thread;
 use std::time::{Duration, Instant};

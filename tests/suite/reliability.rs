@@ -1,9 +1,7 @@
 //! Nothing lost: the spool across a dead receiver, SIGKILL and restart; SIGTERM with
 //! deliveries in flight; torn spool files; no writes while deliveries succeed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

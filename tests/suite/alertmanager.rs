@@ -3,10 +3,8 @@
 //! checked through Alertmanager's own API (`GET /api/v2/alerts`, which lists alerts that
 //! have not ended). Without the binary the tests say so loudly and pass.
 
-mod common;
-
-use common::am::{self, Cluster};
-use common::*;
+use crate::common::am::{self, Cluster};
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::thread;

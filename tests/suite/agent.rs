@@ -1,9 +1,7 @@
 //! End to end: the real binary samples a fixture root whose /proc/meminfo the test rewrites,
 //! evaluates rules and delivers to a real receiver on 127.0.0.1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,9 +2,7 @@
 //! Webhooks signatures across retries, a CONNECT proxy written here, the source address,
 //! and the "clock not set" hold under a faked clock (libfaketime).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

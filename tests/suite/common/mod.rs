@@ -1,10 +1,10 @@
 //! Test harness: a real HTTP/1.1 receiver on 127.0.0.1 (plain or TLS) that records every
 //! request and answers from a script; fixture roots; running the real binary.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
 
+#[allow(
+    dead_code,
+    reason = "shared with cross/bench/fleet.rs (through #[path]); neither uses all of it"
+)]
 pub mod am;
 
 use std::collections::VecDeque;
@@ -83,6 +83,10 @@ const LIFETIME: Duration = Duration::from_secs(120);
 
 #[cfg(feature = "tls")]
 pub struct TlsFiles {
+    #[allow(
+        dead_code,
+        reason = "where ca.pem was written, for a test that adds files"
+    )]
     pub dir: PathBuf,
     pub ca_pem: PathBuf,
     pub server: Arc<rustls::ServerConfig>,

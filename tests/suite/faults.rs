@@ -1,10 +1,8 @@
 //! Fault injection against receivers on 127.0.0.1: for each fault, the attempts made, the
 //! time taken and the final outcome — delivered, spooled, or rejected — so that no event
-//! is unaccounted for. Printed as a table (`cargo test --test faults -- --nocapture`).
+//! is unaccounted for. Printed as a table (`cargo test --test suite faults:: -- --nocapture`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,26 @@
+//! The integration tests, one binary: each module below was a test binary of its own. One
+//! binary links the harness (`common`) and the library once instead of once per file; the
+//! tests that count heap allocations with a `#[global_allocator]` (tests/alloc.rs,
+//! tests/render_alloc.rs) stay binaries of their own, so their allocator counts only them.
+//!
+//! The tests of all modules share one process: none may change process-wide state (the
+//! environment, the current directory, signal dispositions).
+//!
+//! `cargo test --test suite MODULE::` runs one module, e.g. `cargo test --test suite faults::
+//! -- --nocapture` prints the fault table.
+
+mod common;
+
+mod agent;
+mod alertmanager;
+mod alertmanager_harness;
+mod bad_configs;
+mod escaping;
+mod faults;
+mod include;
+mod reliability;
+mod router_agent;
+mod router_sources;
+mod sampler;
+mod security;
+mod webhooks;
