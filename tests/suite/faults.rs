@@ -100,11 +100,8 @@ fn every_fault_ends_delivered_spooled_or_rejected() {
         );
     };
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let d = TempDir::new("f-refused");
     let r = run(d.path(), &format!("http://127.0.0.1:{port}/"), vec![], None);
     check("connection refused", &r, 3, Outcome::Spooled);

@@ -4,7 +4,9 @@
 //! tests/render_alloc.rs) stay binaries of their own, so their allocator counts only them.
 //!
 //! The tests of all modules share one process: none may change process-wide state (the
-//! environment, the current directory, signal dispositions).
+//! environment, the current directory, signal dispositions), and a test that needs a port
+//! nobody listens on holds it (`common::ClosedPort`) rather than counting on it to stay
+//! free while receivers of other tests come and go.
 //!
 //! `cargo test --test suite MODULE::` runs one module, e.g. `cargo test --test suite faults::
 //! -- --nocapture` prints the fault table.
