@@ -71,7 +71,7 @@ fn has(alerts: &[Value], name: &str, severity: &str) -> bool {
 
 #[test]
 fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
-    let Some(_) = am::require("fires_on_every_peer_keeps_firing_escalates_and_resolves") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-fire");
@@ -167,7 +167,7 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
 
 #[test]
 fn a_dead_peer_holds_back_no_other_and_catches_up() {
-    let Some(_) = am::require("a_dead_peer_holds_back_no_other_and_catches_up") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-peer");
@@ -212,7 +212,7 @@ fn a_dead_peer_holds_back_no_other_and_catches_up() {
 
 #[test]
 fn a_reload_keeps_firing_alerts_firing() {
-    let Some(_) = am::require("a_reload_keeps_firing_alerts_firing") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-reload");

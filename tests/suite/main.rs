@@ -25,4 +25,5 @@ mod router_agent;
 mod router_sources;
 mod sampler;
 mod security;
+mod skipping;
 mod webhooks;
