@@ -27,6 +27,8 @@ skip() {
 }
 
 need=()
+# A fresh Debian 12 (a container) has no systemd; its systemd-analyze scores the unit.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v strace >/dev/null || need+=(strace)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v openssl >/dev/null || need+=(openssl)
