@@ -20,6 +20,7 @@ mod bad_configs;
 mod escaping;
 mod faults;
 mod include;
+mod layers;
 mod reliability;
 mod router_agent;
 mod router_sources;
