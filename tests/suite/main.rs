@@ -1,7 +1,8 @@
-//! The integration tests, one binary: each module below was a test binary of its own. One
-//! binary links the harness (`common`) and the library once instead of once per file; the
-//! tests that count heap allocations with a `#[global_allocator]` (tests/alloc.rs,
-//! tests/render_alloc.rs) stay binaries of their own, so their allocator counts only them.
+//! The integration tests, one binary of modules (most of them were binaries of their own,
+//! tests/*.rs). One binary links the harness (`common`) and the library once, not once per
+//! file; the tests that count heap allocations with a `#[global_allocator]`
+//! (tests/alloc.rs, tests/render_alloc.rs) stay binaries of their own, so their allocator
+//! counts only them.
 //!
 //! The tests of all modules share one process: none may change process-wide state (the
 //! environment, the current directory, signal dispositions), and a test that needs a port
