@@ -8,8 +8,8 @@ need_apt=()
 command -v kill >/dev/null || need_apt+=(procps)
 # The "clock not set" test runs the agent under a faked clock.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_apt+=(faketime)
-# tests/alertmanager*.rs and the fleet bench run real Alertmanagers through tests/common/am.rs
-# (skipped, loudly, without one).
+# tests/suite/alertmanager*.rs and the fleet bench run real Alertmanagers through
+# tests/suite/common/am.rs (skipped, loudly, without one; under CI=true that fails).
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -21,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         trap 'rm -f "$policy"' EXIT
     fi
     apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}" ||
-        echo "tests/run.sh: could not install ${need_apt[*]}; the tests that need them will say so" >&2
+        echo "tests/run.sh: could not install ${need_apt[*]}; the tests that need them will say so (and fail under CI=true)" >&2
 fi
 
 echo "== cargo test (default features: tls, builtin-roots)"

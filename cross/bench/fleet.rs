@@ -12,9 +12,10 @@
 //! and with what `GET /api/v2/alerts` lists) per second, in the start-up burst (until it holds all 3 × N alerts) and in the steady
 //! state, and the agent-side cost per device: CPU time per minute and RSS. Under `cargo
 //! test --all-targets` (no `--bench`) it runs 5 devices for 3 s as a smoke test, and
-//! skips when Alertmanager is not installed. Alertmanager is started through the test
-//! harness, tests/common/am.rs, so it dies with this process. A device config the
-//! library rejects is printed, and fails the run under `--bench` only.
+//! skips when Alertmanager is not installed (loudly, through tests/suite/common/skip.rs;
+//! under `CI=true` that fails). Alertmanager is started through the test harness,
+//! tests/suite/common/am.rs, so it dies with this process. A device config the library
+//! rejects is printed, and fails the run under `--bench` only.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,9 +26,11 @@ use tocsin::deliver::Mode;
 use tocsin::event::EventType;
 use tocsin::service::Agent;
 
-#[path = "../../tests/common/am.rs"]
+#[path = "../../tests/suite/common/am.rs"]
 #[allow(dead_code, reason = "the bench uses part of the test harness")]
 mod am;
+#[path = "../../tests/suite/common/skip.rs"]
+mod skip;
 use am::Cluster;
 
 /// Alerts each device keeps firing.
@@ -151,13 +154,10 @@ fn main() {
     } else {
         (5, 3)
     };
-    if am::binary().is_none() {
-        println!(
-            "fleet: SKIPPED: prometheus-alertmanager is not installed (bash tests/run.sh, or \
-             apt-get install prometheus-alertmanager)"
-        );
+    // Under `cargo test` as under `--bench`: skipped loudly, and a failure under CI=true.
+    let Some(_) = am::require() else {
         return;
-    }
+    };
     let wall = Instant::now();
     let dir = std::env::temp_dir().join(format!("tocsin-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

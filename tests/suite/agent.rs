@@ -1,9 +1,7 @@
 //! End to end: the real binary samples a fixture root whose /proc/meminfo the test rewrites,
 //! evaluates rules and delivers to a real receiver on 127.0.0.1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -319,12 +317,9 @@ fn a_receiver_that_never_answers_is_given_up_after_retries() {
 fn a_refused_connection_is_retried_then_given_up() {
     let dir = TempDir::new("refused");
     let root = fixture(dir.path(), 97);
-    // A port nobody listens on: bind, learn the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nobody listens on, held so that no other test's receiver is given it.
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let cfg = config(
         dir.path(),
         &root,

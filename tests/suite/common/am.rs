@@ -2,8 +2,8 @@
 //! `prometheus-alertmanager`, installed by tests/run.sh): a cluster of `n` peers on
 //! loopback, each with its own storage, and a tiny std-only HTTP/1.1 client for its API.
 //!
-//! Self-contained (std and serde_json only) so that cross/bench/fleet.rs can include it
-//! with `#[path]` as well as `mod common` does.
+//! Self-contained (std and serde_json, and skip.rs beside it as `super::skip`) so that
+//! cross/bench/fleet.rs can include it with `#[path]` as well as `mod common` does.
 //!
 //! Processes never outlive their owner: every one is SIGKILLed when the [`Cluster`] is
 //! dropped, when the thread that started it dies (`PR_SET_PDEATHSIG`), and by a watchdog
@@ -59,25 +59,15 @@ pub fn binary() -> Option<PathBuf> {
     on_path.or_else(|| Path::new(BINARY).is_file().then(|| PathBuf::from(BINARY)))
 }
 
-/// Says, loudly, that `test` is skipped because Alertmanager is not installed. Written
-/// to the process's stderr, not through `eprintln!`, so the test harness's output capture
-/// does not hide it from a passing run.
-pub fn skip_loudly(test: &str) {
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED: prometheus-alertmanager not installed: {test} did not run.\n\
-         !!! It passes only because there is nothing to test against.\n\
-         !!! bash tests/run.sh installs Debian's prometheus-alertmanager.\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = io::stderr().lock().write_all(banner.as_bytes());
-}
-
-/// The binary, or `None` after [`skip_loudly`]: `let Some(_) = am::require("t") else { return };`
-pub fn require(test: &str) -> Option<PathBuf> {
+/// The binary, or `None` after skipping the calling test through [`skip`](super::skip::skip)
+/// (which fails it under `CI=true`): `let Some(_) = am::require() else { return };`
+pub fn require() -> Option<PathBuf> {
     let b = binary();
     if b.is_none() {
-        skip_loudly(test);
+        super::skip::skip(
+            "prometheus-alertmanager is not installed; bash tests/run.sh installs Debian's \
+             prometheus-alertmanager (or point $TOCSIN_ALERTMANAGER at one)",
+        );
     }
     b
 }

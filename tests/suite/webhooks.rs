@@ -2,9 +2,7 @@
 //! 127.0.0.1, one per webhook. A memory rule fires CRITICAL and recovers; a second rule
 //! fires WARN.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
 

@@ -3,10 +3,8 @@
 //! checked through Alertmanager's own API (`GET /api/v2/alerts`, which lists alerts that
 //! have not ended). Without the binary the tests say so loudly and pass.
 
-mod common;
-
-use common::am::{self, Cluster};
-use common::*;
+use crate::common::am::{self, Cluster};
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -73,7 +71,7 @@ fn has(alerts: &[Value], name: &str, severity: &str) -> bool {
 
 #[test]
 fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
-    let Some(_) = am::require("fires_on_every_peer_keeps_firing_escalates_and_resolves") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-fire");
@@ -169,7 +167,7 @@ fn fires_on_every_peer_keeps_firing_escalates_and_resolves() {
 
 #[test]
 fn a_dead_peer_holds_back_no_other_and_catches_up() {
-    let Some(_) = am::require("a_dead_peer_holds_back_no_other_and_catches_up") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-peer");
@@ -214,7 +212,7 @@ fn a_dead_peer_holds_back_no_other_and_catches_up() {
 
 #[test]
 fn a_reload_keeps_firing_alerts_firing() {
-    let Some(_) = am::require("a_reload_keeps_firing_alerts_firing") else {
+    let Some(_) = am::require() else {
         return;
     };
     let dir = TempDir::new("am-reload");

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::common::ClosedPort;
 use tocsin::metric::{DimValue, Metric, Sample, Samples};
 use tocsin::rule::{Condition, Evaluator, NoData, Op, RuleSpec, TransitionKind};
 use tocsin::source::{Probe, Sampler};
@@ -471,10 +472,9 @@ fn file_values_with_scale() {
 fn tcp_and_exec_on_the_host() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let open = l.local_addr().expect("addr");
-    let closed = {
-        let c = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        c.local_addr().expect("addr")
-    };
+    // Held for the whole test, so no other test's receiver is given the port.
+    let refusing = ClosedPort::new();
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], refusing.port()));
     let probes = [
         Probe::Tcp {
             target: open,

@@ -1,11 +1,14 @@
 //! Test harness: a real HTTP/1.1 receiver on 127.0.0.1 (plain or TLS) that records every
 //! request and answers from a script; fixture roots; running the real binary.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
 
+#[allow(
+    dead_code,
+    reason = "shared with cross/bench/fleet.rs (through #[path]); neither uses all of it"
+)]
 pub mod am;
+pub mod skip;
+
+pub use skip::skip;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -83,6 +86,10 @@ const LIFETIME: Duration = Duration::from_secs(120);
 
 #[cfg(feature = "tls")]
 pub struct TlsFiles {
+    #[allow(
+        dead_code,
+        reason = "where ca.pem was written, for a test that adds files"
+    )]
     pub dir: PathBuf,
     pub ca_pem: PathBuf,
     pub server: Arc<rustls::ServerConfig>,
@@ -249,6 +256,56 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A port on 127.0.0.1 that refuses connections and that nothing else can take while this
+/// is held: a socket bound to it without listening (and without `SO_REUSEADDR`), so
+/// neither a `bind(…:0)` nor an outgoing connection of another test in this process is
+/// handed the port. A port learnt from a listener that was then closed is free for
+/// anyone: a receiver another test starts at the same moment could get it.
+pub struct ClosedPort {
+    fd: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: plain socket calls on a descriptor owned here, with correctly sized
+        // addresses; the descriptor is wrapped in an OwnedFd at once.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(raw);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let p = (&mut addr as *mut libc::sockaddr_in).cast::<libc::sockaddr>();
+            assert_eq!(
+                libc::bind(raw, p, len),
+                0,
+                "bind 127.0.0.1:0: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(libc::getsockname(raw, p, &mut len), 0);
+            ClosedPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Releases the port and starts a receiver on it at once: an endpoint that comes back.
+    pub fn reopen(self) -> Receiver {
+        let port = self.port;
+        drop(self.fd);
+        Receiver::start_on(port)
     }
 }
 
@@ -476,13 +533,13 @@ pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 pub struct FakeClock(pub PathBuf);
 
 impl FakeClock {
-    /// A clock at `at` (`YYYY-MM-DD HH:MM:SS`) in `dir`; `None`, said loudly, when
-    /// libfaketime is missing.
+    /// A clock at `at` (`YYYY-MM-DD HH:MM:SS`) in `dir`; `None` when libfaketime is
+    /// missing, after [`skip`]ping the calling test (which fails it under `CI=true`).
     pub fn new(dir: &Path, at: &str) -> Option<FakeClock> {
         if !Path::new(FAKETIME).exists() {
-            eprintln!(
-                "SKIPPED LOUDLY: {FAKETIME} is missing; tests/run.sh installs Debian's faketime"
-            );
+            skip(&format!(
+                "{FAKETIME} is missing; tests/run.sh installs Debian's faketime"
+            ));
             return None;
         }
         let path = dir.join("clock");

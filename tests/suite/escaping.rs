@@ -3,9 +3,7 @@
 //! valid for its type and carries the values unchanged, read back with independent
 //! parsers (serde_json, roxmltree, a form decoder written here, hyper's URI parser).
 
-mod common;
-
-use common::form_pairs;
+use crate::common::form_pairs;
 use tocsin::config::{parse, Config};
 use tocsin::event::{Event, EventId, EventType};
 use tocsin::metric::{DimValue, Metric};

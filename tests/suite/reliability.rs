@@ -1,22 +1,11 @@
 //! Nothing lost: the spool across a dead receiver, SIGKILL and restart; SIGTERM with
 //! deliveries in flight; torn spool files; no writes while deliveries succeed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A free port nobody listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(dir: &Path, root: &Path, url: &str, webhook_extra: &str) -> PathBuf {
     let path = dir.join("tocsin.toml");
@@ -78,7 +67,9 @@ fn spooled_events_arrive_exactly_once_after_sigkill_and_restart() {
     let dir = TempDir::new("restart");
     let root = dir.path().join("root");
     put(&root, "proc/meminfo", &meminfo(97));
-    let port = free_port();
+    // Nobody listens on the port (yet), and no other test's receiver is given it.
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let cfg = config(dir.path(), &root, &format!("http://127.0.0.1:{port}/a"), "");
 
     // Receiver down: retries run out, the alarm is spooled; then the agent is killed.
@@ -96,7 +87,7 @@ fn spooled_events_arrive_exactly_once_after_sigkill_and_restart() {
 
     // Memory is fine now, the receiver is back, the agent restarts.
     put(&root, "proc/meminfo", &meminfo(40));
-    let rcv = Receiver::start_on(port);
+    let rcv = closed.reopen();
     let agent = Agent::start(&cfg, dir.path());
     let r = rcv.wait_for(WAIT, "the spooled alarm", |r| !r.is_empty());
     std::thread::sleep(Duration::from_millis(1500));

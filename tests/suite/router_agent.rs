@@ -2,9 +2,7 @@
 //! goes down, and a receiver on 127.0.0.1 gets the alarm; uptime going backwards sends a
 //! `reboot` event; `tocsin once --metrics` lists the router families.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -1,10 +1,8 @@
 //! Fault injection against receivers on 127.0.0.1: for each fault, the attempts made, the
 //! time taken and the final outcome — delivered, spooled, or rejected — so that no event
-//! is unaccounted for. Printed as a table (`cargo test --test faults -- --nocapture`).
+//! is unaccounted for. Printed as a table (`cargo test --test suite faults:: -- --nocapture`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -102,11 +100,8 @@ fn every_fault_ends_delivered_spooled_or_rejected() {
         );
     };
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let d = TempDir::new("f-refused");
     let r = run(d.path(), &format!("http://127.0.0.1:{port}/"), vec![], None);
     check("connection refused", &r, 3, Outcome::Spooled);
@@ -212,10 +207,10 @@ fn an_unresolvable_host_in_a_private_network_namespace() {
         .args(["--net", "true"])
         .status();
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!(
-            "SKIPPED LOUDLY: cannot create a network namespace here (unshare --net needs root)"
+        return skip(
+            "cannot create a network namespace here (unshare --net needs root, or \
+             CAP_SYS_ADMIN in a container)",
         );
-        return;
     }
     let dir = TempDir::new("dns");
     let cfg = dir.path().join("t.toml");

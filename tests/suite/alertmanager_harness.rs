@@ -1,4 +1,4 @@
-//! The Alertmanager harness (tests/common/am.rs) against the real thing, and the
+//! The Alertmanager harness (tests/suite/common/am.rs) against the real thing, and the
 //! behaviour of Alertmanager 0.25's v2 API that the `alertmanager` format relies on, each
 //! shown with hand-written alerts (no tocsin involved):
 //!
@@ -16,9 +16,7 @@
 //!
 //! Without the binary each test says so loudly and passes.
 
-mod common;
-
-use common::am::{self, Cluster};
+use crate::common::am::{self, Cluster};
 use serde_json::{json, Value};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -100,8 +98,7 @@ fn rfc3339_round_trips() {
 
 #[test]
 fn a_cluster_lists_what_each_peer_was_sent_and_gossips_no_alerts() {
-    let Some(_) = am::require("a_cluster_lists_what_each_peer_was_sent_and_gossips_no_alerts")
-    else {
+    let Some(_) = am::require() else {
         return;
     };
     let mut c = Cluster::start(2);
@@ -183,7 +180,7 @@ fn a_cluster_lists_what_each_peer_was_sent_and_gossips_no_alerts() {
 
 #[test]
 fn resolved_alerts_are_not_listed_and_re_posts_merge() {
-    let Some(_) = am::require("resolved_alerts_are_not_listed_and_re_posts_merge") else {
+    let Some(_) = am::require() else {
         return;
     };
     let c = Cluster::start(1);
@@ -238,7 +235,7 @@ fn resolved_alerts_are_not_listed_and_re_posts_merge() {
 
 #[test]
 fn the_heartbeat_mutes_the_silent_alert_until_its_end() {
-    let Some(_) = am::require("the_heartbeat_mutes_the_silent_alert_until_its_end") else {
+    let Some(_) = am::require() else {
         return;
     };
     let c = Cluster::start(1);
@@ -293,7 +290,7 @@ fn the_heartbeat_mutes_the_silent_alert_until_its_end() {
 
 #[test]
 fn a_cluster_dies_after_its_lifetime() {
-    let Some(_) = am::require("a_cluster_dies_after_its_lifetime") else {
+    let Some(_) = am::require() else {
         return;
     };
     let c = Cluster::start_for(1, Duration::from_secs(1));

@@ -2,9 +2,7 @@
 //! real binary: `check` names both files of a conflict, SIGHUP picks up a file dropped
 //! into conf.d, and the last-known-good copy keeps the included files it was made with.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

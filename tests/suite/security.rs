@@ -2,9 +2,7 @@
 //! Webhooks signatures across retries, a CONNECT proxy written here, the source address,
 //! and the "clock not set" hold under a faked clock (libfaketime).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -519,8 +517,7 @@ fn source_ip_and_interface_choose_how_requests_leave() {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !root {
-        eprintln!("SKIPPED: bind_interface needs root (CAP_NET_RAW)");
-        return;
+        return skip("bind_interface needs root (CAP_NET_RAW); the test runs as root in CI");
     }
     let (ok, out) = send_test(&config(
         dir.path(),
