@@ -800,35 +800,68 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::deliver::endpoint::{Auth, Egress, Endpoint, Method, Signing, TlsOptions};
+    use crate::event::{EventMask, Language};
     use crate::metric::{DimValue, Metric};
     use crate::render::alertmanager::write_time;
+    use crate::render::template::{Segment, Template};
+    use crate::render::{Format, Origin, Payload};
+    use crate::route::Filter;
 
     const T0: u64 = 1_763_800_000_000;
 
-    fn config(extra: &str) -> Config {
-        let text = format!(
-            r#"[agent]
-device_id = "gw-1"
-hostname = "edge"
-heartbeat = "1m"
-labels = {{ site = "north-3" }}
-[[rule]]
-name = "disk"
-metric = "disk.used_percent"
-critical = "> 95"
-warn = "> 85"
-info = "> 70"
-notify = ["am"]
-[[webhook]]
-name = "am"
-format = "alertmanager"
-urls = ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
-resend = "10s"
-{extra}
-"#
-        );
-        crate::config::parse(&text, "t.toml").expect("valid")
+    /// The webhook `am` of a device `gw-1` (`edge`, label site=north-3) with two peers,
+    /// `resend = "10s"` and heartbeats, as the config would build it.
+    fn spec(min_level: Level, max_batch: usize) -> SinkSpec {
+        let url = |u: &str| crate::deliver::url::parse_url(u).expect("valid URL");
+        SinkSpec {
+            name: "am".into(),
+            payload: Payload {
+                format: Format::Alertmanager,
+                content_type: None,
+                body: None,
+                language: Language::En,
+                form_secret: None,
+                resend_ms: 10_000,
+                generator_url: None,
+            },
+            endpoint: Endpoint {
+                url: url("http://127.0.0.1:9093"),
+                peers: vec![url("http://127.0.0.1:9093"), url("http://127.0.0.1:9094")],
+                target: Template {
+                    segments: vec![Segment::Lit("/api/v2/alerts".into())],
+                },
+                method: Method::Post,
+                headers: Vec::new(),
+                auth: Auth::None,
+                signing: Signing::None,
+                tls: TlsOptions::default(),
+                egress: Egress::default(),
+                timeout_ms: 10_000,
+                retries: 2,
+                retry_interval_ms: 2000,
+                retry_after_max_ms: 300_000,
+                max_batch,
+            },
+            filter: Filter {
+                enabled: true,
+                events: EventMask(EventMask::DEFAULT.0 | EventType::Heartbeat.bit()),
+                min_level,
+            },
+            origin: Origin {
+                device_id: "gw-1".into(),
+                hostname: "edge".into(),
+                interval_ms: 5000,
+                labels: vec![("site".into(), "north-3".into())],
+            },
+            state_dir: "/nonexistent".into(),
+            interval_ms: 5000,
+            heartbeat: true,
+        }
+    }
+
+    fn default_spec() -> SinkSpec {
+        spec(Level::Info, crate::limits::DEFAULT_MAX_BATCH)
     }
 
     fn event(kind: EventType, level: Level, prev: Level, mount: &str, value: f64) -> Event {
@@ -853,10 +886,10 @@ resend = "10s"
     }
 
     /// The alerts due for `peer` at `mono`, as Alertmanager would parse them; marked sent.
-    fn send(t: &mut Table, cfg: &Config, peer: usize, mono: u64) -> Vec<serde_json::Value> {
+    fn send(t: &mut Table, spec: &SinkSpec, peer: usize, mono: u64) -> Vec<serde_json::Value> {
         let mut buf = vec![0u8; MAX_AM_BODY_LEN];
         let mut sent = Vec::new();
-        let (len, _, _) = t.collect(peer, (T0 + mono, mono), &cfg.sink(0), &mut buf, &mut sent);
+        let (len, _, _) = t.collect(peer, (T0 + mono, mono), spec, &mut buf, &mut sent);
         if len == 0 {
             return Vec::new();
         }
@@ -890,8 +923,8 @@ resend = "10s"
 
     #[test]
     fn fires_resends_escalates_and_resolves_for_every_peer() {
-        let cfg = config("");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = default_spec();
+        let mut t = Table::new(&cfg, false);
         let warn = event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0);
         assert!(t.apply(&warn, T0, 0).changed);
         let a = send(&mut t, &cfg, 0, 0);
@@ -946,8 +979,8 @@ resend = "10s"
 
     #[test]
     fn an_alarm_below_min_level_still_resolves_the_series() {
-        let cfg = config("min_level = \"warn\"");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = spec(Level::Warn, crate::limits::DEFAULT_MAX_BATCH);
+        let mut t = Table::new(&cfg, false);
         t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
@@ -969,8 +1002,8 @@ resend = "10s"
 
     #[test]
     fn series_are_separate_alerts_and_no_data_has_its_own() {
-        let cfg = config("");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = default_spec();
+        let mut t = Table::new(&cfg, false);
         t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
@@ -997,8 +1030,8 @@ resend = "10s"
 
     #[test]
     fn heartbeat_alerts_fire_from_start_and_are_resent_with_the_rest() {
-        let cfg = config("");
-        let mut t = Table::new(&cfg.sink(0), true);
+        let cfg = default_spec();
+        let mut t = Table::new(&cfg, true);
         let start = Event::agent(EventType::AgentStart, EventId::new(T0, [2; 10]), T0, "");
         t.apply(&start, T0, 0);
         let a = send(&mut t, &cfg, 0, 0);
@@ -1017,8 +1050,8 @@ resend = "10s"
 
     #[test]
     fn one_shot_alerts_go_once_to_each_peer() {
-        let cfg = config("");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = default_spec();
+        let mut t = Table::new(&cfg, false);
         let reboot = Event::agent(EventType::Reboot, EventId::new(T0, [4; 10]), T0, "x");
         t.apply(&reboot, T0, 0);
         assert_eq!(names(&send(&mut t, &cfg, 0, 0)), ["TocsinReboot/warning"]);
@@ -1030,8 +1063,8 @@ resend = "10s"
 
     #[test]
     fn alerts_due_soon_ride_along_and_batches_are_bounded() {
-        let cfg = config("max_batch = 2");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = spec(Level::Info, 2);
+        let mut t = Table::new(&cfg, false);
         t.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/a", 90.0),
             T0,
@@ -1064,8 +1097,8 @@ resend = "10s"
 
     #[test]
     fn a_full_table_evicts_resolved_then_lower_levels_and_reports_what_it_drops() {
-        let cfg = config("");
-        let mut t = Table::new(&cfg.sink(0), false);
+        let cfg = default_spec();
+        let mut t = Table::new(&cfg, false);
         for i in 0..MAX_AM_ALERTS {
             let level = if i == 0 { Level::Info } else { Level::Critical };
             let e = event(EventType::Alarm, level, level, &format!("/m{i}"), 99.0);
@@ -1099,8 +1132,8 @@ resend = "10s"
 
     #[test]
     fn a_reload_keeps_alerts_of_unchanged_rules_and_resolves_the_others() {
-        let cfg = config("");
-        let mut old = Table::new(&cfg.sink(0), true);
+        let cfg = default_spec();
+        let mut old = Table::new(&cfg, true);
         old.apply(
             &event(EventType::Alarm, Level::Warn, Level::Warn, "/", 90.0),
             T0,
@@ -1110,7 +1143,7 @@ resend = "10s"
         other.rule = Some(1);
         other.rule_name = crate::event::truncated("gone");
         old.apply(&other, T0, 0);
-        let mut new = Table::new(&cfg.sink(0), false);
+        let mut new = Table::new(&cfg, false);
         // Rule 0 is rule 3 now; rule 1 changed.
         new.adopt(&mut old, &[Some(3), None], T0 + 1000, 1000);
         assert_eq!(old.counts(), (0, 0));

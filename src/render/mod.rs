@@ -78,6 +78,3 @@ impl std::error::Error for RenderError {}
 pub fn render(payload: &Payload, ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
     payload.render(ctx, buf)
 }
-
-#[cfg(test)]
-mod tests;

@@ -358,8 +358,6 @@ fn read_src() -> Vec<(String, String)> {
 }
 
 #[test]
-// enabled when the layering refactor lands
-#[ignore]
 fn src_imports_only_its_own_layer_or_below() {
     let files = read_src();
     assert!(files.len() > 10, "read src/: {} files", files.len());

@@ -23,6 +23,7 @@ mod faults;
 mod include;
 mod layers;
 mod reliability;
+mod render_formats;
 mod router_agent;
 mod router_sources;
 mod sampler;

@@ -1,11 +1,11 @@
 //! Golden tests: the exact bytes of each format for one fixed event, and the field lists
-//! of the seed documents.
+//! of the documents each format comes from (CloudMonitor's callback, HertzBeat's webhook).
 
-use super::*;
-use crate::config::{parse, Config};
-use crate::event::{EventId, EventType};
-use crate::metric::{DimValue, Metric};
-use crate::rule::{AlertState, Condition, Level, Op};
+use tocsin::config::{parse, Config};
+use tocsin::event::{Event, EventId, EventType};
+use tocsin::metric::{DimValue, Metric};
+use tocsin::render::*;
+use tocsin::rule::{AlertState, Condition, Level, Op};
 
 const CONFIG: &str = r#"
 [agent]
@@ -93,7 +93,7 @@ fn body(cfg: &Config, webhook: &str, e: &Event) -> String {
         origin: &origin,
         language: wh.payload.language,
     };
-    let mut buf = [0u8; crate::limits::MAX_BODY_LEN];
+    let mut buf = [0u8; tocsin::limits::MAX_BODY_LEN];
     let n = render(&wh.payload, &ctx, &mut buf).unwrap();
     String::from_utf8(buf[..n].to_vec()).unwrap()
 }
