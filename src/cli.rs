@@ -333,6 +333,7 @@ fn once(cfg: &Config, metrics: bool) {
     let start = std::time::Instant::now();
     sampler.sample(0, &mut samples);
     std::thread::sleep(Duration::from_secs(1));
+    sampler.settle(start + Duration::from_millis(2 * crate::limits::MAX_PROBE_TIMEOUT_MS));
     samples.clear();
     sampler.sample(start.elapsed().as_millis() as u64, &mut samples);
     if metrics {
