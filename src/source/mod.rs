@@ -747,14 +747,14 @@ fn remote_statvfs(
     }
 }
 
-/// `root` joined with `point` as a C string, built in the reused `c_path`. None when the
+/// `root` joined with `point` as a C string, built in the reused `buf`. None when the
 /// path holds a NUL byte.
-fn c_path<'a>(c_path: &'a mut Vec<u8>, root: &[u8], point: &str) -> Option<&'a CStr> {
-    c_path.clear();
-    c_path.extend_from_slice(root);
-    c_path.extend_from_slice(point.as_bytes());
-    c_path.push(0);
-    CStr::from_bytes_with_nul(c_path).ok()
+fn c_path<'a>(buf: &'a mut Vec<u8>, root: &[u8], point: &str) -> Option<&'a CStr> {
+    buf.clear();
+    buf.extend_from_slice(root);
+    buf.extend_from_slice(point.as_bytes());
+    buf.push(0);
+    CStr::from_bytes_with_nul(buf).ok()
 }
 
 /// statvfs of `root` joined with `point`, building the C path in the reused `c_path`.
