@@ -312,6 +312,7 @@ fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
 
 fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(crate::limits::MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
     {
@@ -338,6 +339,7 @@ fn once(cfg: &Config, metrics: bool) {
     let start = std::time::Instant::now();
     sampler.sample(0, &mut samples);
     std::thread::sleep(Duration::from_secs(1));
+    sampler.settle(start + Duration::from_millis(2 * crate::limits::MAX_PROBE_TIMEOUT_MS));
     samples.clear();
     sampler.sample(start.elapsed().as_millis() as u64, &mut samples);
     if metrics {

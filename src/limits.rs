@@ -63,9 +63,26 @@ pub const MAX_EXEC_OUTPUT: usize = 4 * 1024;
 pub const DEFAULT_TCP_TIMEOUT_MS: u64 = 1000;
 /// Default bound on an `exec.value` command, in milliseconds.
 pub const DEFAULT_EXEC_TIMEOUT_MS: u64 = 2000;
-/// Longest `timeout` a `tcp.up` or `exec.value` rule may set, in milliseconds: the sampling
-/// tick waits for it.
+/// Longest `timeout` a `tcp.up` or `exec.value` rule may set, in milliseconds: a probe
+/// worker waits for it (the sampling tick does not).
 pub const MAX_PROBE_TIMEOUT_MS: u64 = 30_000;
+/// Worker threads that run the slow probes (`tcp.up`, `exec.value`, statvfs of network and
+/// FUSE mounts) off the sampling tick: started on demand, at most this many per process,
+/// never ended. Each has at most one `exec.value` child, so probes add at most 2 × this to
+/// the tasks the unit's `TasksMax=64` counts (plus whatever a command forks itself).
+pub const MAX_PROBE_WORKERS: usize = 4;
+/// Threads of the runtime's blocking pool: spool writes (each with its fsync) and host
+/// name resolution of webhooks run there, off the event loop. With the probe workers and
+/// their children the agent stays far below the unit's `TasksMax=64`.
+pub const MAX_BLOCKING_THREADS: usize = 4;
+/// Probe runs waiting for a worker, for the whole process (two configs' worth during a
+/// reload). A run that finds the queue full is tried again at the next tick.
+pub const PROBE_QUEUE_LEN: usize = 2 * (MAX_RULES + MAX_MOUNTS);
+/// A statvfs of a network or FUSE mount not back after this long is logged, once, as
+/// hanging (a dead server); it keeps its worker until it returns, and the mount has no
+/// `disk.*` sample meanwhile. Statvfs calls take at most `MAX_PROBE_WORKERS` − 1 workers,
+/// so `tcp.up` and `exec.value` always keep one.
+pub const STATFS_HANG_MS: u64 = 5_000;
 /// Longest comm the kernel keeps for a process name (`TASK_COMM_LEN` − 1), in bytes.
 pub const MAX_COMM_LEN: usize = 15;
 /// Most peers (`urls`) of one Alertmanager cluster.

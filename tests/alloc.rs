@@ -2,7 +2,9 @@
 //!
 //! The steady state of 30 rules over the /proc and /sys file sources must not allocate at
 //! all (asserted). The sources that cannot promise that — listing /proc for process names,
-//! a TCP connect, spawning a command — are measured and printed separately.
+//! a TCP connect, spawning a command — are measured and printed separately. (The connect
+//! and the command run on the sampler's probe workers, whose allocations are not counted:
+//! the figures are the sampling thread's, handing runs over and taking results.)
 //!
 //! Run with `cargo test --test alloc -- --nocapture` to see the figures.
 

@@ -32,8 +32,47 @@ pub const SKIPPED_FS_TYPES: &[&str] = &[
     "squashfs",
 ];
 
+/// Filesystem types whose statvfs may wait on a server or a user-space daemon, forever
+/// when that one is gone (a hard NFS mount, a FUSE daemon that stopped answering): their
+/// statvfs runs on a probe worker, never on the sampling tick. Every `fuse.*` type
+/// (`fuse.sshfs`, `fuse.rclone`, …) is one too. Local filesystems stay on the tick: their
+/// statvfs costs microseconds.
+pub const REMOTE_FS_TYPES: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ncpfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "afs",
+    "coda",
+    "davfs",
+    "sshfs",
+    "virtiofs",
+    "fuse",
+    "fuseblk",
+];
+
+/// Whether a mount of `fs_type` is a network or FUSE one (see [`REMOTE_FS_TYPES`]).
+pub fn is_remote(fs_type: &[u8]) -> bool {
+    fs_type.starts_with(b"fuse.") || REMOTE_FS_TYPES.iter().any(|t| t.as_bytes() == fs_type)
+}
+
+/// A mount point to sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it is mounted (the `mount` dimension).
+    pub point: DimValue,
+    /// A network or FUSE filesystem ([`is_remote`]).
+    pub remote: bool,
+}
+
 /// The mount points to sample, in mounts-file order.
-pub type Mounts = heapless::Vec<DimValue, MAX_MOUNTS>;
+pub type Mounts = heapless::Vec<Mount, MAX_MOUNTS>;
 
 /// Parses a mounts file (`device mountpoint fstype options dump pass` lines) into `out`.
 ///
@@ -55,14 +94,15 @@ pub fn parse_mounts(text: &[u8], out: &mut Mounts) {
         let Some(point) = decode_mount_point(raw_point) else {
             continue;
         };
-        if let Some(i) = out.iter().position(|p| *p == point) {
+        if let Some(i) = out.iter().position(|m| m.point == point) {
             out.remove(i);
         }
         if SKIPPED_FS_TYPES.iter().any(|t| t.as_bytes() == fs_type) {
             continue;
         }
+        let remote = is_remote(fs_type);
         // Full: ignore the rest silently, as documented.
-        let _ = out.push(point);
+        let _ = out.push(Mount { point, remote });
     }
 }
 
@@ -141,7 +181,37 @@ mod tests {
     fn points(text: &str) -> Vec<String> {
         let mut out = Mounts::new();
         parse_mounts(text.as_bytes(), &mut out);
-        out.iter().map(|p| p.to_string()).collect()
+        out.iter().map(|m| m.point.to_string()).collect()
+    }
+
+    #[test]
+    fn network_and_fuse_mounts_are_remote() {
+        let text = "/dev/sda1 / ext4 rw 0 0
+                    srv:/export /mnt/nfs nfs4 rw,hard 0 0
+                    //nas/share /mnt/smb cifs rw 0 0
+                    user@host: /mnt/ssh fuse.sshfs rw 0 0
+                    /dev/sdb1 /mnt/ntfs fuseblk rw 0 0
+                    tmpfs /tmp tmpfs rw 0 0
+                    fusectl /sys/fs/fuse/connections fusectl rw 0 0
+";
+        let mut out = Mounts::new();
+        parse_mounts(text.as_bytes(), &mut out);
+        let got: Vec<(&str, bool)> = out.iter().map(|m| (m.point.as_str(), m.remote)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/", false),
+                ("/mnt/nfs", true),
+                ("/mnt/smb", true),
+                ("/mnt/ssh", true),
+                ("/mnt/ntfs", true),
+                ("/tmp", false),
+            ]
+        );
+        for t in SKIPPED_FS_TYPES {
+            assert!(!is_remote(t.as_bytes()), "{t}");
+        }
+        assert!(!is_remote(b"fusefoo") && !is_remote(b"ext4") && !is_remote(b"overlay"));
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! The command runs in its own process group with stdin and stderr on /dev/null and a
 //! cleared environment (only `PATH` and `LC_ALL=C`): the agent's environment may hold
 //! webhook secrets (`token_env`), which a probe command has no business seeing. The
-//! sampling tick waits for it at most `timeout`: when the time is up, or the output
-//! outgrows the buffer, the whole group gets SIGKILL and the child is reaped, so nothing
-//! hangs and no zombie is left. The deadline is the one clock read in the source layer:
-//! it bounds waiting and never enters a value. Spawning allocates (std builds the argv and environment
-//! for `execve`); that cost is measured and reported apart from the file sources.
+//! sampler runs it on a probe worker (see `pool`), which waits for it at most `timeout`:
+//! when the time is up, or the output outgrows the buffer, the whole group gets SIGKILL
+//! and the child is reaped, so nothing hangs and no zombie is left. The deadline bounds
+//! waiting and never enters a value. Spawning allocates (std builds the argv and
+//! environment for `execve`), on the worker thread, not on the sampling path.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -47,6 +47,21 @@ pub fn parse_output(out: &[u8]) -> Option<f64> {
 /// # Errors
 /// See [`ExecError`].
 pub fn run(argv: &[String], timeout: Duration, buf: &mut [u8]) -> Result<f64, ExecError> {
+    run_tracked(argv, timeout, buf, |_| true)
+}
+
+/// [`run`], telling `track` the child's PID (its process group) once it is started and
+/// `None` just before it is reaped, so that someone else may SIGKILL the group in between
+/// without hitting a reused PID. When `track` returns false the group is killed at once.
+///
+/// # Errors
+/// See [`ExecError`]; a child killed because `track` said so is [`ExecError::Failed`].
+pub fn run_tracked(
+    argv: &[String],
+    timeout: Duration,
+    buf: &mut [u8],
+    mut track: impl FnMut(Option<u32>) -> bool,
+) -> Result<f64, ExecError> {
     let (prog, args) = argv.split_first().ok_or(ExecError::Spawn)?;
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(prog)
@@ -60,7 +75,12 @@ pub fn run(argv: &[String], timeout: Duration, buf: &mut [u8]) -> Result<f64, Ex
         .process_group(0)
         .spawn()
         .map_err(|_| ExecError::Spawn)?;
-    let result = collect(&mut child, deadline, buf);
+    let result = if track(Some(child.id())) {
+        collect(&mut child, deadline, buf)
+    } else {
+        Err(ExecError::Failed)
+    };
+    track(None);
     if result.is_err() {
         kill_group(&child);
     }
@@ -138,9 +158,17 @@ fn readable(fd: i32, left: Duration) -> bool {
 /// SIGKILL to the child's process group (it was made leader of its own group), so a
 /// command's own children die with it.
 fn kill_group(child: &Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: plain syscall; a stale group only yields ESRCH.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    kill_pgid(child.id());
+}
+
+/// SIGKILL to the process group `pgid` (a command started by [`run_tracked`], not yet
+/// reaped).
+pub(super) fn kill_pgid(pgid: u32) {
+    if let Ok(pid) = i32::try_from(pgid) {
+        if pid > 0 {
+            // SAFETY: plain syscall; a stale group only yields ESRCH.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Each metric family has a pure parser in its own module; [`Sampler`] does the I/O with
 //! buffers allocated once. A source that is missing or unparsable yields no sample — never
-//! a zero, never a panic.
+//! a zero, never a panic. The probes that can block — `tcp.up`, `exec.value` and statvfs of
+//! network and FUSE mounts — run on a small pool of worker threads (`pool`), so a tick
+//! never waits for them: their result is the sample of the first tick after they return.
 
 mod conntrack;
 mod cpu;
@@ -11,6 +13,7 @@ pub mod exec;
 mod load;
 mod mem;
 pub mod net;
+mod pool;
 mod procdir;
 pub mod process;
 mod tcp;
@@ -23,11 +26,14 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::limits::{DIR_BUF_LEN, MAX_DIM_VALUE_LEN, MAX_EXEC_OUTPUT, MAX_PROC_FILE_LEN};
+use crate::limits::{
+    DIR_BUF_LEN, MAX_DIM_VALUE_LEN, MAX_MOUNTS, MAX_PROC_FILE_LEN, STATFS_HANG_MS,
+};
 use crate::metric::{DimValue, Metric, Sample, Samples};
 use crate::util::glob_match;
+use pool::{Job, Outcome, Poll, StatFsFn, Task};
 
 /// What one rule asks the sampler to watch beyond the host-wide families: its family
 /// parameters (`match = { name = … }`, `pidfile`, `target`, `path` + `scale`,
@@ -103,12 +109,25 @@ struct ProcWatch {
     cpu: process::CpuTracker,
 }
 
+/// A network or FUSE mount whose statvfs runs in the probe pool.
+#[derive(Debug)]
+struct RemoteMount {
+    point: DimValue,
+    task: Task,
+    /// Its hang was logged (once per hang).
+    warned: bool,
+    /// Listed in this cycle's mounts file.
+    seen: bool,
+}
+
 /// Reads every metric source under a root directory (`/` in production).
 ///
 /// Everything it needs is allocated in [`Sampler::with_probes`]: paths are resolved, the
 /// thermal and hwmon inputs found, and the per-interface and per-process state sized by
 /// [`crate::limits`]. [`Sampler::sample`] then reuses those buffers; the file sources do
-/// not touch the heap (see `tests/alloc.rs`).
+/// not touch the heap (see `tests/alloc.rs`), and neither does handing `tcp.up`,
+/// `exec.value` and network-mount statvfs runs to the probe workers (a mount that
+/// appears allocates its task once).
 #[derive(Debug)]
 pub struct Sampler {
     buf: ReadBuf,
@@ -137,9 +156,12 @@ pub struct Sampler {
     clk_tck: u64,
     page_size: u64,
     files: Vec<(PathBuf, f64, DimValue)>,
-    tcps: Vec<(SocketAddr, Duration, DimValue)>,
-    execs: Vec<(Vec<String>, Duration, DimValue)>,
-    exec_buf: Vec<u8>,
+    tcps: Vec<(Task, DimValue)>,
+    execs: Vec<(Task, DimValue)>,
+    /// Network and FUSE mounts of the mounts file, by mount point.
+    remote: heapless::Vec<RemoteMount, MAX_MOUNTS>,
+    /// statvfs (the host seam; `libc::statvfs`).
+    statfs: StatFsFn,
 }
 
 /// Room for `root` plus the longest relative path built per cycle
@@ -193,12 +215,24 @@ impl Sampler {
                 }),
                 Probe::File { path, scale } => files.push((under_root(path), *scale, dim)),
                 Probe::Tcp { target, timeout_ms } => {
-                    tcps.push((*target, Duration::from_millis(*timeout_ms), dim))
+                    let timeout = Duration::from_millis(*timeout_ms);
+                    let job = Job::Tcp {
+                        target: *target,
+                        timeout,
+                    };
+                    tcps.push((Task::new(job), dim))
                 }
                 Probe::Exec {
                     command,
                     timeout_ms,
-                } => execs.push((command.clone(), Duration::from_millis(*timeout_ms), dim)),
+                } => {
+                    let timeout = Duration::from_millis(*timeout_ms);
+                    let job = Job::Exec {
+                        argv: command.clone(),
+                        timeout,
+                    };
+                    execs.push((Task::new(job), dim))
+                }
             }
         }
         let netfilter = proc.join("sys/net/netfilter");
@@ -236,14 +270,40 @@ impl Sampler {
             files,
             tcps,
             execs,
-            exec_buf: vec![0; MAX_EXEC_OUTPUT],
+            remote: heapless::Vec::new(),
+            statfs: host_statvfs,
         }
+    }
+
+    /// The same sampler with another statvfs (tests make one mount's block).
+    #[cfg(test)]
+    fn with_statfs(mut self, statfs: StatFsFn) -> Sampler {
+        self.statfs = statfs;
+        self
+    }
+
+    /// Waits until the probe runs in flight (`tcp.up`, `exec.value`, statvfs of network
+    /// and FUSE mounts) have returned or outlived their timeout (a statvfs,
+    /// [`STATFS_HANG_MS`]), but not past `deadline`; the next [`Sampler::sample`] then has
+    /// their results. For `tocsin once`, whose two samples are only a second apart. True
+    /// when none is in flight any more.
+    pub fn settle(&self, deadline: Instant) -> bool {
+        let tasks: Vec<&Task> = (self.tcps.iter().map(|(t, _)| t))
+            .chain(self.execs.iter().map(|(t, _)| t))
+            .chain(self.remote.iter().map(|r| &r.task))
+            .collect();
+        pool::settle(&tasks, deadline)
     }
 
     /// Reads every source and appends its samples to `out` (which the caller clears).
     /// `now_ms` is a monotonic time in milliseconds, passed in by the caller (rates divide
     /// by the time between two calls; the sampler never reads the clock for values).
     /// A missing or unparsable source yields no sample for it — never a panic, never a zero.
+    ///
+    /// `tcp.up`, `exec.value` and `disk.*` of network and FUSE mounts come from the probe
+    /// workers: each call hands over the runs that returned since the previous call (their
+    /// samples) and starts the next run of each series that has none in flight; a series
+    /// whose run is still going has no sample in this call.
     pub fn sample(&mut self, now_ms: u64, out: &mut Samples) {
         // Err only means `out` is full: stop silently.
         let _ = self.fill(now_ms, out);
@@ -287,14 +347,32 @@ impl Sampler {
             self.mounts.clear();
         }
         let mount = Some("mount");
-        for point in &self.mounts {
-            let Some(stats) = statvfs(&mut self.c_path, &self.root, point) else {
+        for r in self.remote.iter_mut() {
+            r.seen = false;
+        }
+        for m in &self.mounts {
+            let point = &m.point;
+            let stats = if m.remote {
+                remote_statvfs(
+                    &mut self.remote,
+                    &mut self.c_path,
+                    &self.root,
+                    m,
+                    self.statfs,
+                    now_ms,
+                )
+            } else {
+                c_path(&mut self.c_path, &self.root, point).and_then(self.statfs)
+            };
+            let Some(stats) = stats else {
                 continue;
             };
             push(out, Metric::DiskUsed, mount, point, stats.used_percent())?;
             let inodes = stats.inodes_used_percent();
             push(out, Metric::DiskInodesUsed, mount, point, inodes)?;
         }
+        // Unmounted: its task goes (a run still going finishes on its worker, unheard).
+        self.remote.retain(|r| r.seen);
 
         for t in &self.temps {
             let v = self.buf.read(&t.path).and_then(temp::parse_millidegrees);
@@ -318,13 +396,15 @@ impl Sampler {
                 .map(|v| v * scale);
             push(out, Metric::FileValue, Some("path"), dim, v)?;
         }
-        for (target, timeout, dim) in &self.tcps {
-            let v = tcp::probe(target, *timeout);
-            push(out, Metric::TcpUp, Some("target"), dim, Some(v))?;
+        for (task, dim) in &self.tcps {
+            if let Poll::Ready(Outcome::Value(v)) = task.poll(now_ms) {
+                push(out, Metric::TcpUp, Some("target"), dim, v)?;
+            }
         }
-        for (argv, timeout, dim) in &self.execs {
-            let v = exec::run(argv, *timeout, &mut self.exec_buf).ok();
-            push(out, Metric::ExecValue, Some("command"), dim, v)?;
+        for (task, dim) in &self.execs {
+            if let Poll::Ready(Outcome::Value(v)) = task.poll(now_ms) {
+                push(out, Metric::ExecValue, Some("command"), dim, v)?;
+            }
         }
         Ok(())
     }
@@ -619,14 +699,73 @@ impl ReadBuf {
     }
 }
 
+/// The statvfs of a network or FUSE mount, through its task in the probe pool: the result
+/// of the run that returned since the previous cycle, else None. The task is made when
+/// the mount first appears (that allocates, once). A run in flight for
+/// [`STATFS_HANG_MS`] is logged once.
+fn remote_statvfs(
+    remote: &mut heapless::Vec<RemoteMount, MAX_MOUNTS>,
+    c_buf: &mut Vec<u8>,
+    root: &[u8],
+    mount: &disk::Mount,
+    statfs: StatFsFn,
+    now_ms: u64,
+) -> Option<disk::FsStats> {
+    let i = match remote.iter().position(|r| r.point == mount.point) {
+        Some(i) => i,
+        None => {
+            let path = c_path(c_buf, root, &mount.point)?.to_owned();
+            let task = Task::new(Job::StatFs { path, statfs });
+            let r = RemoteMount {
+                point: mount.point.clone(),
+                task,
+                warned: false,
+                seen: false,
+            };
+            // Full only while an unmounted one is still listed: next cycle.
+            remote.push(r).ok()?;
+            remote.len() - 1
+        }
+    };
+    let r = &mut remote[i];
+    r.seen = true;
+    match r.task.poll(now_ms) {
+        Poll::Ready(Outcome::Fs(stats)) => {
+            r.warned = false;
+            stats
+        }
+        Poll::Busy { for_ms } if for_ms >= STATFS_HANG_MS && !r.warned => {
+            r.warned = true;
+            crate::warn!(
+                "statvfs of {} (a network or FUSE mount) has not returned for {} s: no disk.* sample for it until it does",
+                r.point,
+                for_ms / 1000
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+/// `root` joined with `point` as a C string, built in the reused `buf`. None when the
+/// path holds a NUL byte.
+fn c_path<'a>(buf: &'a mut Vec<u8>, root: &[u8], point: &str) -> Option<&'a CStr> {
+    buf.clear();
+    buf.extend_from_slice(root);
+    buf.extend_from_slice(point.as_bytes());
+    buf.push(0);
+    CStr::from_bytes_with_nul(buf).ok()
+}
+
 /// statvfs of `root` joined with `point`, building the C path in the reused `c_path`.
 /// None when the path holds a NUL byte or the call fails.
-fn statvfs(c_path: &mut Vec<u8>, root: &[u8], point: &str) -> Option<disk::FsStats> {
-    c_path.clear();
-    c_path.extend_from_slice(root);
-    c_path.extend_from_slice(point.as_bytes());
-    c_path.push(0);
-    let path = CStr::from_bytes_with_nul(c_path).ok()?;
+#[cfg(test)]
+fn statvfs(c_buf: &mut Vec<u8>, root: &[u8], point: &str) -> Option<disk::FsStats> {
+    c_path(c_buf, root, point).and_then(host_statvfs)
+}
+
+/// `libc::statvfs` of `path`; None when it fails.
+fn host_statvfs(path: &CStr) -> Option<disk::FsStats> {
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `path` is a valid NUL-terminated C string that outlives the call, and `st`
     // points to writable memory sized and aligned for `libc::statvfs`. On success (0) the
@@ -735,5 +874,238 @@ mod tests {
         out.clear();
         sampler.sample(1000, &mut out);
         assert!(out.iter().all(|s| s.value.is_finite()));
+    }
+
+    /// A fixture root whose mounts file lists a local `/` and an NFS mount at `/mnt/nfs`.
+    fn root_with_nfs(tag: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("tocsin-inflight-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("proc/self")).expect("mkdir");
+        std::fs::create_dir_all(root.join("mnt/nfs")).expect("mkdir");
+        std::fs::write(
+            root.join("proc/self/mounts"),
+            "/dev/sda1 / ext4 rw 0 0\nsrv:/export /mnt/nfs nfs4 rw,hard 0 0\n",
+        )
+        .expect("mounts");
+        root
+    }
+
+    fn disk(out: &Samples, mount: &str) -> Option<f64> {
+        out.iter()
+            .find(|s| s.metric == Metric::DiskUsed && s.dim.as_str() == mount)
+            .map(|s| s.value)
+    }
+
+    fn value(out: &Samples, metric: Metric) -> Option<f64> {
+        out.iter().find(|s| s.metric == metric).map(|s| s.value)
+    }
+
+    /// Polls `cond` every 10 ms for at most `secs` seconds.
+    fn eventually(secs: u64, cond: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cond()
+    }
+
+    static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    static GATE_OPEN: std::sync::Condvar = std::sync::Condvar::new();
+    static NFS_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// statvfs that blocks on `/mnt/nfs` until GATE opens (a dead NFS server), then reports
+    /// it half full; the real one elsewhere.
+    fn gated_statfs(path: &CStr) -> Option<disk::FsStats> {
+        if !path.to_bytes().ends_with(b"/mnt/nfs") {
+            return host_statvfs(path);
+        }
+        NFS_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = GATE.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a test that forgets to open the gate still ends.
+        let until = Instant::now() + Duration::from_secs(60);
+        while !*open && Instant::now() < until {
+            open = GATE_OPEN
+                .wait_timeout(open, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(disk::FsStats {
+            blocks: 100,
+            bfree: 50,
+            bavail: 50,
+            files: 10,
+            ffree: 5,
+        })
+    }
+
+    #[test]
+    fn hanging_network_mount_one_call_no_sample_then_next_tick() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let root = root_with_nfs("nfs");
+        let mut s = Sampler::new(&root).with_statfs(gated_statfs);
+        let mut out = Samples::new();
+        s.sample(0, &mut out);
+        assert!(disk(&out, "/").is_some(), "a local mount stays synchronous");
+        assert_eq!(disk(&out, "/mnt/nfs"), None, "started, not yet back");
+        assert!(eventually(5, || NFS_CALLS.load(SeqCst) == 1));
+        for now in (1..=6).map(|i| i * 1000) {
+            out.clear();
+            let t0 = Instant::now();
+            s.sample(now, &mut out);
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "the tick does not wait"
+            );
+            assert!(disk(&out, "/").is_some());
+            assert_eq!(disk(&out, "/mnt/nfs"), None, "no sample while it hangs");
+            assert_eq!(
+                s.remote[0].warned,
+                now >= STATFS_HANG_MS,
+                "logged once hung"
+            );
+        }
+        assert_eq!(NFS_CALLS.load(SeqCst), 1, "one call in flight per mount");
+        // Hung: settle gives up at the deadline and says so.
+        let t0 = Instant::now();
+        assert!(!s.settle(Instant::now() + Duration::from_millis(300)));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        *GATE.lock().unwrap() = true;
+        GATE_OPEN.notify_all();
+        assert!(s.settle(Instant::now() + Duration::from_secs(5)));
+        out.clear();
+        s.sample(7000, &mut out);
+        assert_eq!(
+            disk(&out, "/mnt/nfs"),
+            Some(50.0),
+            "back: the next tick has it"
+        );
+        assert!(!s.remote[0].warned);
+        assert!(
+            eventually(5, || NFS_CALLS.load(SeqCst) == 2),
+            "and the next run started"
+        );
+        assert!(s.settle(Instant::now() + Duration::from_secs(5)));
+        out.clear();
+        s.sample(8000, &mut out);
+        assert_eq!(disk(&out, "/mnt/nfs"), Some(50.0));
+        // Unmounted: the task goes.
+        std::fs::write(root.join("proc/self/mounts"), "/dev/sda1 / ext4 rw 0 0\n").unwrap();
+        out.clear();
+        s.sample(9000, &mut out);
+        assert!(s.remote.is_empty());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn fast_probe_started_at_one_tick_is_the_sample_of_the_next() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let probe = Probe::Tcp {
+            target: l.local_addr().expect("addr"),
+            timeout_ms: 1000,
+        };
+        let mut s = Sampler::with_probes(Path::new("/nonexistent"), &[probe]);
+        let mut out = Samples::new();
+        s.sample(0, &mut out);
+        assert_eq!(value(&out, Metric::TcpUp), None, "tick N starts it");
+        assert!(s.settle(Instant::now() + Duration::from_secs(5)));
+        out.clear();
+        s.sample(1000, &mut out);
+        assert_eq!(value(&out, Metric::TcpUp), Some(1.0), "tick N + 1 has it");
+        // The run tick N + 1 started connects before the listener closes, so tick N + 2
+        // still says up; the run of N + 2 finds it closed, and N + 3 says so.
+        assert!(s.settle(Instant::now() + Duration::from_secs(5)));
+        drop(l);
+        out.clear();
+        s.sample(2000, &mut out);
+        assert_eq!(
+            value(&out, Metric::TcpUp),
+            Some(1.0),
+            "the run of tick N + 1"
+        );
+        assert!(s.settle(Instant::now() + Duration::from_secs(5)));
+        out.clear();
+        s.sample(3000, &mut out);
+        assert_eq!(
+            value(&out, Metric::TcpUp),
+            Some(0.0),
+            "the run of tick N + 2"
+        );
+    }
+
+    #[test]
+    fn slow_command_one_run_and_no_sample_while_it_runs() {
+        let dir = std::env::temp_dir().join(format!("tocsin-slowcmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let runs = dir.join("runs");
+        let _ = std::fs::remove_file(&runs);
+        let script = format!("echo run >> {}; sleep 0.6; echo 7", runs.display());
+        let probe = Probe::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), script],
+            timeout_ms: 5000,
+        };
+        let mut s = Sampler::with_probes(Path::new("/nonexistent"), &[probe]);
+        let count = || {
+            std::fs::read_to_string(&runs)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let mut out = Samples::new();
+        s.sample(0, &mut out);
+        assert!(eventually(5, || count() == 1), "started at the first tick");
+        for now in [100, 200, 300] {
+            out.clear();
+            s.sample(now, &mut out);
+            assert_eq!(
+                value(&out, Metric::ExecValue),
+                None,
+                "still running: no sample"
+            );
+        }
+        assert_eq!(count(), 1, "one run per series in flight");
+        assert!(s.settle(Instant::now() + Duration::from_secs(10)));
+        out.clear();
+        s.sample(1000, &mut out);
+        assert_eq!(value(&out, Metric::ExecValue), Some(7.0));
+        assert!(
+            eventually(5, || count() == 2),
+            "the next run starts with that tick"
+        );
+        drop(s);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_dropped_sampler_kills_its_running_command() {
+        let dir = std::env::temp_dir().join(format!("tocsin-dropcmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let pidfile = dir.join("pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+        let probe = Probe::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), script],
+            timeout_ms: 30_000,
+        };
+        let mut s = Sampler::with_probes(Path::new("/nonexistent"), &[probe]);
+        let mut out = Samples::new();
+        s.sample(0, &mut out);
+        let pid = || {
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+        };
+        assert!(eventually(5, || pid().is_some()), "the command started");
+        let pid = pid().unwrap();
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        assert!(proc_dir.exists());
+        drop(s);
+        assert!(
+            eventually(5, || !proc_dir.exists()),
+            "killed and reaped when its sampler went"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

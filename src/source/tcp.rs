@@ -1,11 +1,10 @@
 //! `tcp.up`: whether a TCP connect to a local service succeeds within a timeout.
 //!
-//! The connect runs on the sampling tick with std's `connect_timeout` (a non-blocking
-//! connect plus `poll`), so the tick waits at most the rule's `timeout` per target. A local
-//! service answers or refuses in microseconds; only a filtered or remote address costs the
-//! full timeout, which is why `timeout` defaults to 1 s and is capped at load. (A
-//! connect that spans ticks would never block, but would report a result one tick late and
-//! keep a socket per target open; for services on the device itself the bound is enough.)
+//! The connect runs on a probe worker (see `pool`) with std's `connect_timeout` (a
+//! non-blocking connect plus `poll`), so it takes at most the rule's `timeout` and the
+//! sampling tick never waits for it: the result is the sample of the next tick after it
+//! returns. A local service answers or refuses in microseconds; only a filtered address
+//! or a listener whose accept queue is full costs the full timeout.
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;

@@ -22,6 +22,7 @@ mod escaping;
 mod faults;
 mod include;
 mod layers;
+mod probe_hang;
 mod reliability;
 mod render_formats;
 mod router_agent;

@@ -495,7 +495,18 @@ fn tcp_and_exec_on_the_host() {
     ];
     let mut s = Sampler::with_probes(&fixture("router"), &probes);
     let t0 = std::time::Instant::now();
-    let out = sample(&mut s, 0);
+    // The probes run on workers: the tick that starts them has none of their samples, the
+    // first tick after they return has them all.
+    let first = sample(&mut s, 0);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(1),
+        "the tick does not wait"
+    );
+    assert!(!first
+        .iter()
+        .any(|s| matches!(s.metric, Metric::TcpUp | Metric::ExecValue)));
+    assert!(s.settle(std::time::Instant::now() + std::time::Duration::from_secs(5)));
+    let out = sample(&mut s, 1000);
     assert!(t0.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(get(&out, Metric::TcpUp, &open.to_string()), Some(1.0));
     assert_eq!(get(&out, Metric::TcpUp, &closed.to_string()), Some(0.0));
