@@ -7,8 +7,6 @@
 //! A test whose precondition this machine lacks (FUSE, an accept queue that drops SYNs)
 //! prints a SKIPPED banner, or fails under `CI=true`.
 
-
-
 use crate::common::*;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd as _;

@@ -590,6 +590,124 @@ fn clock_not_set_keeps_the_event_and_delivers_it_once_the_clock_is_right() {
     assert!(log.contains("delivered alarm"), "{log}");
 }
 
+/// The "clock not set" decision, in process with an injected clock: a certificate valid
+/// only from 2030 fails on time. Under a wall clock of 2001 that is the clock's fault: a
+/// one-shot send (`tocsin test`) says "clock not set", the outbox's send holds the event
+/// without spending attempts. Once the clock reads a plausible, synchronised time the
+/// same failure is a certificate error, retried and given up as usual.
+#[cfg(feature = "tls")]
+#[test]
+fn clock_not_set_is_decided_by_the_injected_clock() {
+    use tls::*;
+    use tocsin::clock::Clock;
+    use tocsin::deliver::client::{Client, SendError};
+    use tocsin::deliver::send::{send, Delivery, Outgoing};
+    use tocsin::deliver::Error;
+    use tocsin::event::{Event, EventId, EventType};
+    const Y2001: u64 = 978_307_200_000;
+    const Y2026: u64 = 1_767_225_600_000;
+    let dir = TempDir::new("clock-injected");
+    let test_ca = ca("tocsin test CA");
+    let ca_file = write(dir.path(), "ca.pem", &test_ca.pem);
+    let rcv = Receiver::start_tls(server(
+        &leaf(Some(&test_ca), &["localhost"], 2030, 2100),
+        None,
+    ));
+    let cfg = tocsin::config::parse(
+        &format!(
+            "[agent]\nhostname = \"h\"\n\n[[webhook]]\nname = \"w\"\nurl = \"https://localhost:{}/c\"\nformat = \"cloudmonitor-json\"\nretries = 1\nretry_interval = \"100ms\"\ntls = {{ ca_file = \"{}\" }}\n",
+            rcv.port,
+            ca_file.display()
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let spec = cfg.sink(0);
+    let tls_config = tocsin::deliver::tls_for(&spec).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One delivery of a test event under `clock`; with `then`, the clock moves there
+    // after 600 ms (NTP sets it while the event is held).
+    let deliver = |clock: Clock, max_attempts: u32, then: Option<u64>| -> Delivery {
+        rt.block_on(async {
+            let now = clock.now_ms();
+            let event = Event::agent(EventType::Test, EventId::generate(now), now, "");
+            let mut buf = vec![0u8; 64 * 1024];
+            let prepared = spec.prepare(&event, now, &mut buf).unwrap();
+            #[allow(clippy::clone_on_copy, reason = "Copy only in a build without TLS")]
+            let mut client = Client::new(
+                spec.endpoint.url.clone(),
+                tls_config.clone(),
+                spec.endpoint.egress.clone(),
+            );
+            let id = event.id.to_text();
+            let out = Outgoing {
+                head: &prepared.head,
+                body: prepared.body.clone(),
+                id: &id,
+                what: "test",
+                quiet: false,
+                max_attempts,
+            };
+            let setter = clock.clone();
+            let sending = send(&mut client, &spec, &clock, out, None);
+            let set = async move {
+                if let Some(at) = then {
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    setter.set(at, 600);
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                d = sending => d,
+                _ = set => unreachable!(),
+            }
+        })
+    };
+    let cert_on_time =
+        |e: &Option<Error>| matches!(e, Some(Error::Send(SendError::CertificateTime(_))));
+
+    let d = deliver(Clock::fake(Y2001), 1, None);
+    assert!(
+        matches!(&d.error, Some(Error::ClockNotSet { .. })),
+        "{:?}",
+        d.error
+    );
+    assert_eq!(d.attempts, 1);
+    assert!(d
+        .error
+        .unwrap()
+        .to_string()
+        .starts_with("clock not set (now 2001-01-01T00:00:00Z"));
+
+    let d = deliver(Clock::fake(Y2026), 1, None);
+    assert!(cert_on_time(&d.error), "{:?}", d.error);
+
+    // An unsynchronised kernel makes even a 2026 clock suspect.
+    let unsynced = Clock::fake(Y2026);
+    unsynced.set_unsynchronised(true);
+    let d = deliver(unsynced, 1, None);
+    assert!(
+        matches!(&d.error, Some(Error::ClockNotSet { .. })),
+        "{:?}",
+        d.error
+    );
+
+    // The outbox's way: held while the clock says 2001 (no attempt spent, however many
+    // handshakes fail), then two attempts (retries = 1) once it says 2026.
+    let t0 = Instant::now();
+    let d = deliver(Clock::fake(Y2001), u32::MAX, Some(Y2026));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "held until the clock was set"
+    );
+    assert!(cert_on_time(&d.error), "{:?}", d.error);
+    assert_eq!(d.attempts, 2, "held tries are not attempts");
+    assert!(rcv.received().is_empty());
+}
+
 #[test]
 fn secrets_come_from_systemd_credentials_and_never_show() {
     let dir = TempDir::new("creds");
