@@ -335,6 +335,22 @@ impl Event {
             .or_else(|| self.metric.and_then(|m| m.dimension()))
     }
 
+    /// The series this event is about, as a stable hash: rule name, metric and dimension
+    /// value for rule events, the event type for agent events. Events of one series reach
+    /// a webhook in the order they were raised.
+    pub fn series_key(&self) -> u64 {
+        match self.metric {
+            Some(m) if self.rule.is_some() => crate::util::fnv1a(&[
+                self.rule_name.as_bytes(),
+                b"\0",
+                m.name().as_bytes(),
+                b"\0",
+                self.dim.as_bytes(),
+            ]),
+            _ => crate::util::fnv1a(&[b"tocsin.", self.kind.as_str().as_bytes()]),
+        }
+    }
+
     /// Whether this event carries a level that `min_level` filters (rule events do).
     pub fn has_level(&self) -> bool {
         self.rule.is_some()

@@ -212,10 +212,13 @@ impl Sink {
             },
         };
         crate::error!("webhook {detail}");
-        let _ = failures.try_send(Failure {
-            webhook: index,
-            detail,
-        });
+        // Announcing the loss of an announcement could loop between webhooks.
+        if event.kind != crate::event::EventType::DeliveryFailed {
+            let _ = failures.try_send(Failure {
+                webhook: index,
+                detail,
+            });
+        }
     }
 
     /// Events (or alerts) this sink dropped for lack of room.

@@ -5,8 +5,15 @@
 //! queue, or, when the queue is full (the receiver is slow or down), into a second bounded
 //! channel whose events the worker writes to the spool — also while a delivery is in
 //! flight, and with the write (and its fsync) on the blocking pool, off the event loop.
-//! When both are full the event is dropped, counted and announced. Spooled events are
-//! offered again when the receiver answers, at most 10 a second, oldest first.
+//! When both are full the event is dropped, counted and announced.
+//!
+//! Fresh events go first. Spooled events are offered again, oldest first, one attempt
+//! each, in the gaps between fresh ones (at most 10 a second) once the receiver answers,
+//! so a backlog never delays a new alarm and a healthy receiver empties it. Per series,
+//! events reach the receiver in the order they were raised: a fresh event whose series
+//! still has spooled events waits behind them (they go first; if they fail, it is
+//! spooled after them). Nothing about a `delivery_failed` event — its failure, its drop,
+//! its eviction — is announced again, so announcements cannot loop between webhooks.
 
 use super::client::Client;
 use super::send::{send, Delivery, Outgoing};
@@ -15,7 +22,9 @@ use super::{tls_for, Env, Error, Failure, Mode, Record, SharedStats, SinkSpec, R
 use crate::clock::Clock;
 use crate::event::{Event, EventType};
 use crate::limits::{MAX_BODY_LEN, OUTBOX_CAPACITY};
+use std::collections::VecDeque;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +65,17 @@ impl Outbox {
         let (tx, rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
         let (overflow, overflow_rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
+        let store = Store {
+            keeper: Keeper {
+                spool: Spool::new(&spec.state_dir, &spec.name),
+                name: spec.name.clone(),
+                index,
+                failures: env.failures.clone(),
+                dropped: dropped.clone(),
+            },
+            backlog: VecDeque::new(),
+        };
         let worker = Worker {
-            dropped: dropped.clone(),
-            spool: Spool::new(&spec.state_dir, &spec.name),
             client: Client::new(spec.endpoint.url.clone(), tls, spec.endpoint.egress.clone()),
             buf: vec![0u8; MAX_BODY_LEN].into_boxed_slice(),
             index,
@@ -70,7 +87,7 @@ impl Outbox {
             spec,
         };
         let stats = worker.stats.clone();
-        let task = tokio::spawn(worker.run(rx, overflow_rx, env.mode));
+        let task = tokio::spawn(worker.run(store, rx, overflow_rx, env.mode));
         Ok(Outbox {
             tx,
             overflow,
@@ -117,7 +134,7 @@ fn splay(interval_ms: u64) -> Duration {
 /// Spooled events go out at most this often (10 per second).
 const SPOOL_RATE: Duration = Duration::from_millis(100);
 
-/// The spool side of a worker: cloneable, so it can write while a delivery is in flight.
+/// The spool side of a worker: writes on the blocking pool, announces evictions.
 #[derive(Clone)]
 struct Keeper {
     spool: Spool,
@@ -128,8 +145,9 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// Puts `event` in the spool on the blocking pool; evictions are logged and announced.
-    async fn keep(&self, event: Event) {
+    /// Puts `event` in the spool on the blocking pool; evictions are counted, logged and
+    /// announced (but never those of `delivery_failed` events). Returns the evicted ids.
+    async fn keep(&self, event: Event) -> Option<Vec<crate::event::EventId>> {
         let spool = self.spool.clone();
         let put = tokio::task::spawn_blocking(move || {
             let r = spool.put(&event);
@@ -143,7 +161,7 @@ impl Keeper {
                 "webhook {}: the spool writer failed; an event is lost",
                 self.name
             );
-            return;
+            return None;
         };
         let name = &self.name;
         match result {
@@ -153,8 +171,10 @@ impl Keeper {
                     event.kind.as_str(),
                     event.id.to_text()
                 );
+                let mut ids = Vec::with_capacity(evicted.dropped.len());
                 for (kind, id, level) in evicted.dropped {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    ids.push(id);
                     let detail = format!(
                         "{name}: spool full, dropped {} {} ({})",
                         kind.as_str(),
@@ -162,11 +182,14 @@ impl Keeper {
                         level.as_str()
                     );
                     crate::error!("webhook {detail}");
-                    let _ = self.failures.try_send(Failure {
-                        webhook: self.index,
-                        detail,
-                    });
+                    if kind != EventType::DeliveryFailed {
+                        let _ = self.failures.try_send(Failure {
+                            webhook: self.index,
+                            detail,
+                        });
+                    }
                 }
+                Some(ids)
             }
             Err(e) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -174,6 +197,81 @@ impl Keeper {
                     "webhook {name}: cannot spool {} {}: {e}; it is lost",
                     event.kind.as_str(),
                     event.id.to_text()
+                );
+                None
+            }
+        }
+    }
+}
+
+/// One spooled event, as the worker tracks it.
+struct Spooled {
+    path: PathBuf,
+    series: u64,
+}
+
+/// The spool and the worker's index of it (oldest first): the worker is its only owner.
+struct Store {
+    keeper: Keeper,
+    backlog: VecDeque<Spooled>,
+}
+
+impl Store {
+    /// Reads the index from the spool directory (at start).
+    fn load(&mut self) {
+        self.backlog = self
+            .keeper
+            .spool
+            .list()
+            .into_iter()
+            .filter_map(|path| {
+                let e = spool::load(&path)?;
+                Some(Spooled {
+                    path,
+                    series: e.series_key(),
+                })
+            })
+            .collect();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.backlog.is_empty()
+    }
+
+    /// Spools `event` behind everything spooled before it.
+    async fn keep(&mut self, event: Event) {
+        let path = self.keeper.spool.path_of(&event);
+        let series = event.series_key();
+        if let Some(evicted) = self.keeper.keep(event).await {
+            self.backlog.retain(|s| {
+                !evicted
+                    .iter()
+                    .any(|id| s.path.to_string_lossy().contains(id.to_text().as_str()))
+            });
+            let at = self.backlog.partition_point(|s| s.path <= path);
+            self.backlog.insert(at, Spooled { path, series });
+        }
+    }
+
+    /// The oldest spooled event of `series` (any series with `None`).
+    fn oldest(&self, series: Option<u64>) -> Option<usize> {
+        match series {
+            None => (!self.backlog.is_empty()).then_some(0),
+            Some(k) => self.backlog.iter().position(|s| s.series == k),
+        }
+    }
+
+    /// Forgets entry `i` and removes its file (delivered, or rejected for good).
+    fn remove(&mut self, i: usize) {
+        let Some(s) = self.backlog.remove(i) else {
+            return;
+        };
+        if let Err(e) = self.keeper.spool.remove(&s.path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                crate::error!(
+                    "webhook {}: cannot remove the spool file {}: {e}",
+                    self.keeper.name,
+                    s.path.display()
                 );
             }
         }
@@ -184,15 +282,25 @@ impl Keeper {
 async fn spooling<T>(
     fut: impl Future<Output = T>,
     overflow: &mut mpsc::Receiver<Event>,
-    keeper: &Keeper,
+    store: &mut Store,
 ) -> T {
     tokio::pin!(fut);
     loop {
         tokio::select! {
             v = &mut fut => return v,
-            Some(e) = overflow.recv() => keeper.keep(e).await,
+            Some(e) = overflow.recv() => store.keep(e).await,
         }
     }
+}
+
+/// What the worker does next (short-lived: the event moves on at once).
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    /// A fresh event from the queue.
+    Fresh(Event),
+    /// The oldest spooled event, one attempt (a drain step, or a probe of a receiver that
+    /// failed).
+    Spooled,
 }
 
 /// One webhook's delivery task.
@@ -200,7 +308,6 @@ struct Worker {
     spec: Arc<SinkSpec>,
     index: usize,
     client: Client,
-    spool: Spool,
     buf: Box<[u8]>,
     clock: Clock,
     failures: mpsc::Sender<Failure>,
@@ -208,86 +315,84 @@ struct Worker {
     /// The receiver answered 410 Gone: nothing more is sent until a reload.
     gone: bool,
     stats: SharedStats,
-    dropped: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn keeper(&self) -> Keeper {
-        Keeper {
-            spool: self.spool.clone(),
-            name: self.spec.name.clone(),
-            index: self.index,
-            failures: self.failures.clone(),
-            dropped: self.dropped.clone(),
-        }
-    }
-
     async fn run(
         mut self,
+        mut store: Store,
         mut rx: mpsc::Receiver<Event>,
         mut overflow: mpsc::Receiver<Event>,
         mode: Mode,
     ) {
-        let keeper = self.keeper();
         let interval = self.spec.interval_ms;
-        let mut probe = (mode == Mode::Send && !self.spool.is_empty())
-            .then(|| tokio::time::Instant::now() + splay(interval));
-        if probe.is_some() {
+        let now = tokio::time::Instant::now;
+        if mode == Mode::Send {
+            store.load();
+        }
+        // The receiver took the last request (spooled events may flow); when it did not,
+        // the next spooled event is a probe, at `probe_at`.
+        let mut healthy = false;
+        let mut next_drain = now();
+        let mut probe_at = now() + splay(interval);
+        if !store.is_empty() {
             crate::info!(
                 "webhook {}: {} spooled events wait; first try after a start-up splay",
                 self.spec.name,
-                self.spool.len()
+                store.backlog.len()
             );
         }
         loop {
-            let event = tokio::select! {
+            let spooled_due = if healthy { next_drain } else { probe_at };
+            let next = tokio::select! {
                 biased;
                 Some(e) = overflow.recv(), if mode == Mode::Send => {
-                    keeper.keep(e).await;
-                    probe = probe.or_else(|| Some(tokio::time::Instant::now() + probe_every(interval)));
+                    store.keep(e).await;
                     continue;
                 }
                 e = rx.recv() => match e {
-                    Some(e) => e,
+                    Some(e) => Next::Fresh(e),
                     None => break,
                 },
-                _ = tokio::time::sleep_until(probe.unwrap_or_else(tokio::time::Instant::now)), if probe.is_some() => {
-                    self.drain(&mut overflow, &keeper).await;
-                    probe = (!self.spool.is_empty()).then(|| tokio::time::Instant::now() + probe_every(interval));
-                    continue;
-                }
+                _ = tokio::time::sleep_until(spooled_due), if mode == Mode::Send && !store.is_empty() && !self.gone => Next::Spooled,
             };
-            match mode {
-                Mode::DryRun => self.print(&event),
-                Mode::Send if self.gone => {
+            match (next, mode) {
+                (Next::Fresh(e), Mode::DryRun) => self.print(&e),
+                (Next::Fresh(e), Mode::Send) if self.gone => {
                     crate::warn!(
                         "webhook {}: {} {} not sent: the receiver answered 410 Gone; disabled until reload",
                         self.spec.name,
-                        event.kind.as_str(),
-                        event.id.to_text()
+                        e.kind.as_str(),
+                        e.id.to_text()
                     );
                 }
-                Mode::Send => {
-                    let d = spooling(self.send(&event, u32::MAX), &mut overflow, &keeper).await;
-                    if d.status == Some(410) {
-                        // RFC 9110: the target is gone for good. Stop sending to it.
-                        crate::error!("webhook {}: the receiver answered 410 Gone: webhook disabled until the config is reloaded", self.spec.name);
-                        self.gone = true;
+                (Next::Fresh(e), Mode::Send) => {
+                    // Per series, in the order raised: its spooled events go first.
+                    let series = Some(e.series_key());
+                    let mut behind = false;
+                    while store.oldest(series).is_some() {
+                        if !self.send_spooled(&mut store, &mut overflow, series).await {
+                            behind = true;
+                            break;
+                        }
                     }
-                    if d.delivered() {
-                        if !self.spool.is_empty() {
-                            self.drain(&mut overflow, &keeper).await;
-                        }
+                    if behind {
+                        store.keep(e).await;
+                        healthy = false;
+                        probe_at = now() + probe_every(interval);
                     } else {
-                        if d.retryable() {
-                            keeper.keep(event.clone()).await;
+                        healthy = self.send_fresh(e, &mut store, &mut overflow).await;
+                        if !healthy {
+                            probe_at = now() + probe_every(interval);
                         }
-                        self.announce(&event, &d);
-                        if !self.spool.is_empty() {
-                            probe = probe.or_else(|| {
-                                Some(tokio::time::Instant::now() + probe_every(interval))
-                            });
-                        }
+                    }
+                }
+                (Next::Spooled, _) => {
+                    healthy = self.send_spooled(&mut store, &mut overflow, None).await;
+                    if healthy {
+                        next_drain = now() + SPOOL_RATE;
+                    } else {
+                        probe_at = now() + probe_every(interval);
                     }
                 }
             }
@@ -298,12 +403,68 @@ impl Worker {
         // Stopping: what is still queued goes to the spool rather than being lost.
         if mode == Mode::Send {
             while let Ok(e) = overflow.try_recv() {
-                keeper.keep(e).await;
+                store.keep(e).await;
             }
             while let Ok(e) = rx.try_recv() {
-                keeper.keep(e).await;
+                store.keep(e).await;
             }
         }
+    }
+
+    /// Delivers a fresh event with the full retry policy; spools it when a later try
+    /// could succeed. Returns whether the receiver took it.
+    async fn send_fresh(
+        &mut self,
+        event: Event,
+        store: &mut Store,
+        overflow: &mut mpsc::Receiver<Event>,
+    ) -> bool {
+        let d = spooling(self.send(&event, u32::MAX), overflow, store).await;
+        if d.status == Some(410) {
+            // RFC 9110: the target is gone for good. Stop sending to it.
+            crate::error!("webhook {}: the receiver answered 410 Gone: webhook disabled until the config is reloaded", self.spec.name);
+            self.gone = true;
+        }
+        if d.delivered() {
+            return true;
+        }
+        let retryable = d.retryable();
+        self.announce(&event, &d);
+        if retryable {
+            store.keep(event).await;
+        }
+        false
+    }
+
+    /// One attempt at the oldest spooled event of `series` (of any with `None`); removes
+    /// it when delivered or rejected for good. Returns whether the receiver took it.
+    async fn send_spooled(
+        &mut self,
+        store: &mut Store,
+        overflow: &mut mpsc::Receiver<Event>,
+        series: Option<u64>,
+    ) -> bool {
+        let Some(i) = store.oldest(series) else {
+            return true;
+        };
+        let Some(event) = spool::load(&store.backlog[i].path) else {
+            // Damaged (moved aside) or gone: nothing to send.
+            store.backlog.remove(i);
+            return true;
+        };
+        let d = spooling(self.send(&event, 1), overflow, store).await;
+        // The index may have moved while the attempt was in flight.
+        let i = store
+            .backlog
+            .iter()
+            .position(|s| s.path == store.keeper.spool.path_of(&event));
+        if d.delivered() || !d.retryable() {
+            // Rejected for good: keeping it would block the spool (and its series) forever.
+            if let Some(i) = i {
+                store.remove(i);
+            }
+        }
+        d.delivered()
     }
 
     /// Renders and delivers one event.
@@ -386,35 +547,5 @@ impl Worker {
             webhook: self.index,
             detail,
         });
-    }
-
-    /// Offers spooled events again, oldest first, one try each, rate-limited; stops at the
-    /// first that fails (the endpoint is still down).
-    async fn drain(&mut self, overflow: &mut mpsc::Receiver<Event>, keeper: &Keeper) {
-        for path in self.spool.list() {
-            if *self.stop.borrow() {
-                return;
-            }
-            let Some(event) = spool::load(&path) else {
-                continue;
-            };
-            let d = spooling(self.send(&event, 1), overflow, keeper).await;
-            if d.delivered() {
-                if let Err(e) = self.spool.remove(&path) {
-                    crate::error!(
-                        "webhook {}: delivered {} but cannot remove its spool file: {e}",
-                        self.spec.name,
-                        path.display()
-                    );
-                }
-            } else {
-                if !d.retryable() {
-                    // Rejected for good: keeping it would block the spool forever.
-                    let _ = self.spool.remove(&path);
-                }
-                return;
-            }
-            spooling(tokio::time::sleep(SPOOL_RATE), overflow, keeper).await;
-        }
     }
 }

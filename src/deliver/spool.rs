@@ -50,6 +50,16 @@ impl Spool {
         }
     }
 
+    /// Where `event` is (or would be) spooled: `<timestamp>-<id>.ev`, so names sort oldest
+    /// first.
+    pub fn path_of(&self, event: &Event) -> PathBuf {
+        self.dir.join(format!(
+            "{:020}-{}.ev",
+            event.timestamp_ms,
+            event.id.to_text()
+        ))
+    }
+
     /// The spooled files, oldest first.
     pub fn list(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)
@@ -83,14 +93,19 @@ impl Spool {
         let bytes = encode(event);
         let mut evicted = Evicted::default();
         self.make_room(bytes.len() as u64, &mut evicted)?;
-        let name = format!("{:020}-{}.ev", event.timestamp_ms, event.id.to_text());
+        let path = self.path_of(event);
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let tmp = self.dir.join(format!(".{name}.tmp"));
         {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
         }
-        fs::rename(&tmp, self.dir.join(&name))?;
+        fs::rename(&tmp, &path)?;
         fs::File::open(&self.dir)?.sync_all()?;
         Ok(evicted)
     }

@@ -68,19 +68,11 @@ pub fn priority(l: Level) -> u8 {
 
 /// FNV-1a, 63 bits: a stable positive int64 for a name.
 fn define_id(name: &str, kind: EventType) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    if name.is_empty() {
-        eat(b"tocsin.");
-        eat(kind.as_str().as_bytes());
+    let h = if name.is_empty() {
+        crate::util::fnv1a(&[b"tocsin.", kind.as_str().as_bytes()])
     } else {
-        eat(name.as_bytes());
-    }
+        crate::util::fnv1a(&[name.as_bytes()])
+    };
     (h & i64::MAX as u64) as i64
 }
 

@@ -17,6 +17,7 @@ mod common;
 mod agent;
 mod alertmanager;
 mod alertmanager_harness;
+mod backlog;
 mod bad_configs;
 mod escaping;
 mod faults;

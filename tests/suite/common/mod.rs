@@ -29,6 +29,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// Which TCP connection (0, 1, …) it came on.
     pub connection: usize,
+    /// When it was read whole.
+    pub at: Instant,
 }
 
 impl Received {
@@ -401,6 +403,7 @@ fn serve<S: Read + Write + Abort>(stream: S, shared: &Shared, conn: usize) {
             headers,
             body,
             connection: conn,
+            at: Instant::now(),
         });
         let reply = shared
             .script
