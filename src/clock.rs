@@ -10,8 +10,7 @@
 //! NTP sets it. A wall clock before 2020, or one the kernel calls unsynchronised
 //! (adjtimex: `TIME_ERROR` or `STA_UNSYNC`), is [`Clock::suspect`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// 2020-01-01T00:00:00Z in unix milliseconds: any earlier wall clock is wrong.
@@ -22,12 +21,15 @@ pub const PLAUSIBLE_SINCE_MS: u64 = 1_577_836_800_000;
 enum Hands {
     /// The system's clocks; the monotonic one counts from `origin`.
     System { origin: Instant },
-    /// Hands a test sets.
-    Fake {
-        wall_ms: AtomicU64,
-        mono_ms: AtomicU64,
-        unsynchronised: AtomicBool,
-    },
+    /// Hands a test sets (a mutex, not atomics: 32-bit MIPS has no 64-bit atomics).
+    Fake(Mutex<FakeHands>),
+}
+
+#[derive(Debug, Default)]
+struct FakeHands {
+    wall_ms: u64,
+    mono_ms: u64,
+    unsynchronised: bool,
 }
 
 /// Wall and monotonic time; cheap to clone (all clones read the same hands).
@@ -45,18 +47,17 @@ impl Clock {
     /// A clock that stands where a test puts it: wall `wall_ms`, monotonic 0, the kernel
     /// synchronised.
     pub fn fake(wall_ms: u64) -> Clock {
-        Clock(Arc::new(Hands::Fake {
-            wall_ms: AtomicU64::new(wall_ms),
-            mono_ms: AtomicU64::new(0),
-            unsynchronised: AtomicBool::new(false),
-        }))
+        Clock(Arc::new(Hands::Fake(Mutex::new(FakeHands {
+            wall_ms,
+            ..FakeHands::default()
+        }))))
     }
 
     /// Wall-clock milliseconds since the Unix epoch (0 before 1970).
     pub fn now_ms(&self) -> u64 {
         match &*self.0 {
             Hands::System { .. } => wall_now_ms(),
-            Hands::Fake { wall_ms, .. } => wall_ms.load(Ordering::Relaxed),
+            Hands::Fake(h) => h.lock().map_or(0, |h| h.wall_ms),
         }
     }
 
@@ -64,7 +65,7 @@ impl Clock {
     pub fn mono_ms(&self) -> u64 {
         match &*self.0 {
             Hands::System { origin } => origin.elapsed().as_millis() as u64,
-            Hands::Fake { mono_ms, .. } => mono_ms.load(Ordering::Relaxed),
+            Hands::Fake(h) => h.lock().map_or(0, |h| h.mono_ms),
         }
     }
 
@@ -72,7 +73,7 @@ impl Clock {
     pub fn kernel_unsynchronised(&self) -> bool {
         match &*self.0 {
             Hands::System { .. } => kernel_unsynchronised(),
-            Hands::Fake { unsynchronised, .. } => unsynchronised.load(Ordering::Relaxed),
+            Hands::Fake(h) => h.lock().is_ok_and(|h| h.unsynchronised),
         }
     }
 
@@ -84,21 +85,20 @@ impl Clock {
     /// A fake clock's hands moved: wall to `wall_ms`, monotonic forward by `advance_ms`.
     /// No effect on the system clock.
     pub fn set(&self, wall_ms: u64, advance_ms: u64) {
-        if let Hands::Fake {
-            wall_ms: w,
-            mono_ms: m,
-            ..
-        } = &*self.0
-        {
-            w.store(wall_ms, Ordering::Relaxed);
-            m.fetch_add(advance_ms, Ordering::Relaxed);
+        if let Hands::Fake(h) = &*self.0 {
+            if let Ok(mut h) = h.lock() {
+                h.wall_ms = wall_ms;
+                h.mono_ms += advance_ms;
+            }
         }
     }
 
     /// A fake clock's kernel says it is (not) synchronised. No effect on the system clock.
     pub fn set_unsynchronised(&self, yes: bool) {
-        if let Hands::Fake { unsynchronised, .. } = &*self.0 {
-            unsynchronised.store(yes, Ordering::Relaxed);
+        if let Hands::Fake(h) = &*self.0 {
+            if let Ok(mut h) = h.lock() {
+                h.unsynchronised = yes;
+            }
         }
     }
 }

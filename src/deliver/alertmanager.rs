@@ -35,7 +35,7 @@ use crate::limits::{MAX_AM_ALERTS, MAX_AM_BODY_LEN, MAX_AM_PEERS, MAX_BATCH};
 use crate::render::alertmanager::{expiry, Alert, AlertName, Batch};
 use crate::render::Ctx;
 use bytes::Bytes;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -725,7 +725,7 @@ pub struct Alerts {
     /// One per peer of `urls`.
     pub lanes: Vec<LaneHandle>,
     /// Alerts dropped because the table was full.
-    pub dropped: AtomicU64,
+    pub dropped: AtomicUsize,
     clock: Clock,
 }
 
@@ -752,7 +752,7 @@ impl Alerts {
         Ok(Alerts {
             table,
             lanes,
-            dropped: AtomicU64::new(0),
+            dropped: AtomicUsize::new(0),
             clock: env.clock.clone(),
         })
     }

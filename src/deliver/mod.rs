@@ -224,8 +224,8 @@ impl Sink {
     /// Events (or alerts) this sink dropped for lack of room.
     pub fn dropped(&self) -> u64 {
         match self {
-            Sink::Queue(o) => o.dropped.load(Ordering::Relaxed),
-            Sink::Alerts(a) => a.dropped.load(Ordering::Relaxed),
+            Sink::Queue(o) => o.dropped.load(Ordering::Relaxed) as u64,
+            Sink::Alerts(a) => a.dropped.load(Ordering::Relaxed) as u64,
         }
     }
 

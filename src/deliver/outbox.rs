@@ -25,7 +25,7 @@ use crate::limits::{MAX_BODY_LEN, OUTBOX_CAPACITY};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -50,7 +50,7 @@ pub struct Outbox {
     /// What the worker did so far.
     pub stats: SharedStats,
     /// Events dropped because memory and spool were full.
-    pub dropped: Arc<AtomicU64>,
+    pub dropped: Arc<AtomicUsize>,
     /// The worker; it ends when every sender is dropped and the queue is empty.
     pub task: JoinHandle<()>,
 }
@@ -64,7 +64,7 @@ impl Outbox {
         let tls = tls_for(&spec)?;
         let (tx, rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
         let (overflow, overflow_rx) = mpsc::channel::<Event>(OUTBOX_CAPACITY);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
         let store = Store {
             keeper: Keeper {
                 spool: Spool::new(&spec.state_dir, &spec.name),
@@ -141,7 +141,7 @@ struct Keeper {
     name: String,
     index: usize,
     failures: mpsc::Sender<Failure>,
-    dropped: Arc<AtomicU64>,
+    dropped: Arc<AtomicUsize>,
 }
 
 impl Keeper {

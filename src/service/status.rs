@@ -82,7 +82,7 @@ impl Agent {
                 }
                 Some(Sink::Queue(o)) => o,
             };
-            let dropped = o.dropped.load(std::sync::atomic::Ordering::Relaxed);
+            let dropped = o.dropped.load(std::sync::atomic::Ordering::Relaxed) as u64;
             let Ok(st) = o.stats.lock() else { continue };
             stats_row(&mut s, &wh.name, o.queued(), &spooled, &st, dropped);
             recent.extend(st.recent.iter().map(|r| (wh.name.clone(), r.clone())));
