@@ -76,7 +76,7 @@ done
     echo "- latency on a fixture /proc/meminfo rewritten by the script: median $(median "$(get tocsin latency_fixture_ms)") ms at the ${CYCLE} s cycle (trials: $(get tocsin latency_fixture_ms) ms); median $(median "$(get tocsin latency_fixture100_ms)") ms at a 100 ms cycle, where sampling phase hardly counts (trials: $(get tocsin latency_fixture100_ms) ms)"
     echo "- deliveries per second on one kept-alive connection: $(get tocsin burst_per_s)/s ($(get tocsin burst_posts) POSTs in 5 s on $(get tocsin burst_connections) connection(s); 60 rules firing every 100 ms; $(get tocsin burst_cpu_ms_per_post) ms CPU per POST)"
     echo "- spawn to the first alert (\`run --dry-run\`, a rule that fires on the first sample): median $(median "$(get tocsin first_alert_ms)") ms (runs: $(get tocsin first_alert_ms) ms)"
-    echo "- heap allocations per cycle: see issue 6 (\`cross/bench/cycle.rs\` is not on this branch yet)"
+    echo "- heap allocations per cycle: \`cargo test --test alloc -- --nocapture\` (0 for the /proc and /sys sources)"
     echo
     echo "Notes: RSS and CPU are summed over each tool's process tree (the Prometheus row: node_exporter,"
     echo "Prometheus and Alertmanager). CPU is the scheduler's run time of every live thread"

@@ -120,7 +120,7 @@ fn one_alert_after_times_breaches_then_one_ok_after_recovery() {
     assert_eq!(a.header("x-tocsin-event-type"), Some("alarm"));
     assert_eq!(a.header("x-tocsin-event-id").map(str::len), Some(36));
     let j = a.json();
-    // Seed 001's fields, then seed 003's, all strings.
+    // CloudMonitor's JSON callback fields, then those of its form callback, all strings.
     assert_eq!(j["userId"], "gw-0042");
     assert_eq!(j["alertName"], "mem-high");
     assert_eq!(j["alertState"], "ALERT");
@@ -568,7 +568,7 @@ fn a_dead_webhook_never_delays_another() {
     );
 }
 
-/// Under systemd (issue 7): READY=1 once running, WATCHDOG=1 every half WatchdogSec,
+/// Under systemd: READY=1 once running, WATCHDOG=1 every half WatchdogSec,
 /// RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM — each one
 /// datagram on `$NOTIFY_SOCKET`, read here by a real socket standing in for systemd.
 #[test]

@@ -166,7 +166,7 @@ fn the_seed_webhooks_end_to_end() {
         r.wait_for(WAIT, &format!("the alarm at {name}"), |r| !r.is_empty());
     }
 
-    // Seed 000: GET with parameters, variables percent-encoded; no body.
+    // The generic HTTP-callback settings: GET with parameters, variables percent-encoded; no body.
     let g = &s.get.received()[0];
     assert_eq!(g.method, "GET");
     assert!(g.target.starts_with("/notify?static=1&"), "{}", g.target);
@@ -179,7 +179,7 @@ fn the_seed_webhooks_end_to_end() {
     assert!(q.contains(&("site".into(), "north 3".into())), "{q:?}");
     assert!(g.body.is_empty() && g.header("content-type").is_none());
 
-    // Seed 003: form-urlencoded, signed over the body before the signature.
+    // CloudMonitor's form callback: form-urlencoded, signed over the body before the signature.
     let f = &s.form.received()[0];
     assert_eq!(
         f.header("content-type"),
@@ -199,7 +199,8 @@ fn the_seed_webhooks_end_to_end() {
     assert!(fields.contains(&("userId".into(), "gw <42> & \"co\"".into())));
     assert!(fields.contains(&("alertState".into(), "ALERT".into())));
 
-    // Seed 000's XML row, with the message in Chinese (seed 004's language).
+    // The XML row of the generic HTTP-callback settings, with the message in Chinese (the
+    // webhook-management screen's language).
     let x = &s.xml.received()[0];
     assert_eq!(
         (x.method.as_str(), x.header("content-type")),
@@ -224,7 +225,7 @@ fn the_seed_webhooks_end_to_end() {
         "{content}"
     );
 
-    // Auth (seeds 000 and 004): bearer from a file, basic from a file (RFC 7617's example).
+    // Auth (the generic HTTP-callback settings and the webhook-management screen): bearer from a file, basic from a file (RFC 7617's example).
     assert_eq!(
         s.bearer.received()[0].header("authorization"),
         Some("Bearer tok-3nS1tive")
