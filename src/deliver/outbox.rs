@@ -230,6 +230,10 @@ impl Worker {
     ) {
         let keeper = self.keeper();
         let interval = self.spec.interval_ms;
+        if mode == Mode::Send {
+            let spool = self.spool.clone();
+            let _ = tokio::task::spawn_blocking(move || spool.recover()).await;
+        }
         let mut probe = (mode == Mode::Send && !self.spool.is_empty())
             .then(|| tokio::time::Instant::now() + splay(interval));
         if probe.is_some() {

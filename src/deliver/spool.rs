@@ -7,7 +7,9 @@
 //! a healthy device writes nothing, which matters on flash. Each file is written to a
 //! temporary name, fsynced, renamed and the directory fsynced, so a power cut leaves the
 //! old state or the new one. The content ends with a checksum: a torn or foreign file is
-//! detected, moved aside as `*.bad` and skipped, never a crash.
+//! detected, moved aside as `*.bad` and skipped, never a crash. So is a `*.ev` that is not
+//! a regular file (a FIFO, a directory, a symbolic link, a device): it is never opened the
+//! ordinary way, so it can neither block the agent nor pass for a spooled event.
 //!
 //! Bounded in events and bytes per webhook; when full, the oldest INFO goes first, then
 //! WARN, then CRITICAL (the documented drop order).
@@ -18,6 +20,7 @@ use crate::rule::{AlertState, Condition, Level, Op};
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// Most events spooled per webhook.
 pub const MAX_SPOOL_EVENTS: usize = 256;
@@ -28,6 +31,8 @@ const MAGIC: &[u8; 4] = b"TCSN";
 const VERSION: u8 = 1;
 /// Checksum length: the first bytes of SHA-256 over everything before it.
 const SUM_LEN: usize = 8;
+/// Longest spool file read: an encoded event is under 1 KiB, so anything longer is foreign.
+const MAX_FILE_LEN: u64 = 4096;
 
 /// One webhook's spool directory.
 #[derive(Clone, Debug)]
@@ -50,11 +55,40 @@ impl Spool {
         }
     }
 
-    /// The spooled files, oldest first.
+    /// Tidies the spool the first time this process opens it (its worker starting): every
+    /// `*.ev` that is not a regular file is moved aside as `*.bad`, with one log line each.
+    /// Later openings leave it alone. Nothing is created: a healthy device writes nothing.
+    pub fn recover(&self) {
+        static OPENED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        {
+            let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+            if opened.contains(&self.dir) {
+                return;
+            }
+            opened.push(self.dir.clone());
+        }
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            if path.extension().is_some_and(|x| x == "ev") && !t.is_file() {
+                state::set_aside(
+                    &path,
+                    &format!("is not a regular file ({})", state::kind(t)),
+                );
+            }
+        }
+    }
+
+    /// The spooled files, oldest first: the regular `*.ev` files of the directory (a
+    /// symbolic link or anything else of that name is not an event).
     pub fn list(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)
             .map(|rd| {
                 rd.filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .map(|e| e.path())
                     .filter(|p| p.extension().is_some_and(|x| x == "ev"))
                     .collect()
@@ -100,7 +134,7 @@ impl Spool {
             let files = self.list();
             let bytes: u64 = files
                 .iter()
-                .filter_map(|p| fs::metadata(p).ok())
+                .filter_map(|p| fs::symlink_metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
             if files.is_empty()
@@ -113,7 +147,7 @@ impl Spool {
             for p in &files {
                 let Some(e) = load(p) else {
                     // Unreadable files go aside first (`load` moved it); they can never be sent.
-                    if p.exists() {
+                    if fs::symlink_metadata(p).is_ok() {
                         fs::remove_file(p)?;
                     }
                     victim = None;
@@ -140,18 +174,148 @@ impl Spool {
     }
 }
 
-/// Reads a spooled event; a torn or foreign file is moved aside as `.bad` and skipped.
+/// Reads a spooled event; a torn or foreign file, or one that is not a regular file, is
+/// moved aside as `.bad` and skipped.
 pub fn load(path: &Path) -> Option<Event> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = match state::read_regular(path, MAX_FILE_LEN, false) {
+        Ok(b) => b,
+        Err(e) if state::is_foreign(&e) => {
+            state::set_aside(path, &format!("is {e}"));
+            return None;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            crate::warn!("spool: cannot read {}: {e}", state::shown(path));
+            return None;
+        }
+    };
     match decode(&bytes) {
         Some(e) => Some(e),
         None => {
-            crate::warn!(
-                "spool: {} is damaged (torn write or foreign file); moved aside",
-                path.display()
-            );
-            let _ = fs::rename(path, path.with_extension("bad"));
+            state::set_aside(path, "is damaged (torn write or foreign file)");
             None
+        }
+    }
+}
+
+/// Files under `state_dir`, which may be a symbolic link (systemd's DynamicUser makes it
+/// one): the spool's, the last-known-good copies. They are read only when they are regular
+/// files — checked before opening and again on the open file — never through a symbolic
+/// link at the last component and without waiting (`O_NONBLOCK`: a FIFO cannot hold the
+/// agent), and only up to a bound. Anything else found where such a file belongs is
+/// refused; the code that owns the place moves it aside ([`set_aside`]) with one log line.
+pub mod state {
+    use std::fs;
+    use std::io::{self, Read as _};
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    use std::path::Path;
+
+    /// What a file that is not a regular one is, for messages.
+    pub fn kind(t: fs::FileType) -> &'static str {
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else {
+            "of an unknown type"
+        }
+    }
+
+    fn regular(m: &fs::Metadata) -> io::Result<()> {
+        if m.is_file() {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({})", kind(m.file_type())),
+        ))
+    }
+
+    /// Opens the regular file `path` for reading: anything else is refused before it is
+    /// opened and, should it have been swapped meanwhile, after (fstat). The open never
+    /// waits; with `follow` false a symbolic link at the last component is refused too.
+    ///
+    /// # Errors
+    /// I/O errors; [`io::ErrorKind::InvalidInput`] for what is not a regular file.
+    pub fn open_regular(path: &Path, follow: bool) -> io::Result<fs::File> {
+        let before = if follow {
+            fs::metadata(path)
+        } else {
+            fs::symlink_metadata(path)
+        };
+        regular(&before?)?;
+        let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
+        let f = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file (a symbolic link)",
+                ))
+            }
+            r => r?,
+        };
+        regular(&f.metadata()?)?;
+        Ok(f)
+    }
+
+    /// The regular file `path` (see [`open_regular`]), at most `limit` bytes of it.
+    ///
+    /// # Errors
+    /// As [`open_regular`]; [`io::ErrorKind::InvalidData`] for a file longer than `limit`.
+    pub fn read_regular(path: &Path, limit: u64, follow: bool) -> io::Result<Vec<u8>> {
+        let f = open_regular(path, follow)?;
+        let hint = f.metadata().map_or(0, |m| m.len()).min(limit).min(1 << 20);
+        let mut out = Vec::with_capacity(hint as usize);
+        f.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("longer than {limit} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Whether `read_regular` refused the file for what it is (not regular, too long), not
+    /// for an I/O error: such a file is foreign.
+    pub fn is_foreign(e: &io::Error) -> bool {
+        matches!(
+            e.kind(),
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+        )
+    }
+
+    /// `path` for a log line: control characters escaped, so that a file name holding a
+    /// newline cannot start a second line.
+    pub fn shown(path: &Path) -> String {
+        let mut out = String::new();
+        for c in path.to_string_lossy().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Moves `path` aside as `*.bad` (a symbolic link itself, not what it points to), with
+    /// one log line saying `why`.
+    pub fn set_aside(path: &Path, why: &str) {
+        let bad = path.with_extension("bad");
+        match fs::rename(path, &bad) {
+            Ok(()) => crate::warn!("{} {why}; moved aside as {}", shown(path), shown(&bad)),
+            Err(e) => crate::warn!("{} {why}; cannot move it aside: {e}", shown(path)),
         }
     }
 }
@@ -451,6 +615,34 @@ mod tests {
         fs::write(&first, &bytes[..bytes.len() / 2]).unwrap();
         assert_eq!(load(&first), None);
         assert!(first.with_extension("bad").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_regular_files_are_events_and_anything_else_is_set_aside() {
+        let dir = std::env::temp_dir().join(format!("tocsin-spool-foreign-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let s = Spool::new(&dir, "ops");
+        s.put(&event(1000, Level::Info)).unwrap();
+        let real = s.list()[0].clone();
+        let subdir = s.dir.join("00000000000000000002-dir.ev");
+        fs::create_dir(&subdir).unwrap();
+        let link = s.dir.join("00000000000000000003-link.ev");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            s.list(),
+            vec![real.clone()],
+            "a directory or a link is no event"
+        );
+        assert_eq!(load(&link), None, "a link is not followed");
+        assert!(fs::symlink_metadata(link.with_extension("bad")).is_ok_and(|m| m.is_symlink()));
+        assert!(load(&real).is_some(), "its target is left alone");
+        s.recover();
+        assert!(
+            subdir.with_extension("bad").is_dir(),
+            "the directory is set aside"
+        );
+        assert_eq!(s.len(), 1);
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,9 @@
 //! The last-known-good copy of the config under `state_dir`, so that a broken rollout
 //! does not take the device down at its next start.
 
-use crate::config;
+use crate::config::{self, Host as _};
+use crate::deliver::spool::state;
+use crate::limits::MAX_CONFIG_LEN;
 use std::path::{Path, PathBuf};
 
 /// Where the running config came from.
@@ -21,14 +23,17 @@ pub fn last_good_path(state_dir: &Path) -> PathBuf {
 /// Keeps a copy of a config that validated, so a broken rollout does not take the device
 /// down at its next start: the file, and the files it included in `last-good.d/` (named
 /// `NNN-name` so their order stays). Written only when something changed (flash wear),
-/// each file atomically.
+/// each file atomically. The copies already there are read back as state files: a FIFO, a
+/// link or anything but a regular file in their place is never opened the ordinary way
+/// (it could hold the start forever), and is moved aside or replaced.
 pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
-    let Ok(text) = std::fs::read(config) else {
+    let host = config::RealHost;
+    let Ok(text) = host.read_file(config) else {
         return;
     };
     let mut copies = Vec::with_capacity(includes.len());
     for (i, p) in includes.iter().enumerate() {
-        let Ok(t) = std::fs::read(p) else { return };
+        let Ok(t) = host.read_file(p) else { return };
         let name = p
             .file_name()
             .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
@@ -36,21 +41,28 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
     }
     let dest = last_good_path(state_dir);
     let dir = state_dir.join(config::LAST_GOOD_DIR);
-    let same_dir = {
-        let mut have: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        have.sort();
-        have.len() == copies.len()
-            && copies
-                .iter()
-                .zip(&have)
-                .all(|((n, t), h)| n == h && std::fs::read(dir.join(h)).is_ok_and(|o| &o == t))
+    let copy = |p: &Path| state::read_regular(p, MAX_CONFIG_LEN as u64, false);
+    let dir_type = std::fs::symlink_metadata(&dir).map(|m| m.file_type());
+    let same_dir = match dir_type {
+        Err(_) => copies.is_empty(),
+        // A link or a file in place of the directory is replaced.
+        Ok(t) if !t.is_dir() => false,
+        Ok(_) => {
+            let mut have: Vec<String> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            have.sort();
+            have.len() == copies.len()
+                && copies
+                    .iter()
+                    .zip(&have)
+                    .all(|((n, t), h)| n == h && copy(&dir.join(h)).is_ok_and(|o| &o == t))
+        }
     };
-    if same_dir && std::fs::read(&dest).is_ok_and(|old| old == text) {
+    if same_dir && copy(&dest).is_ok_and(|old| old == text) {
         return;
     }
     let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
@@ -67,13 +79,23 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
         std::fs::create_dir_all(state_dir)?;
         if !same_dir {
             // The copies go first: a last-good.toml never names files that are not there.
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = match dir_type {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&dir),
+                Ok(_) => std::fs::remove_file(&dir),
+                Err(_) => Ok(()),
+            };
             if !copies.is_empty() {
                 std::fs::create_dir_all(&dir)?;
                 for (n, t) in &copies {
                     put(&dir.join(n), t)?;
                 }
                 std::fs::File::open(&dir)?.sync_all()?;
+            }
+        }
+        if let Ok(m) = std::fs::symlink_metadata(&dest) {
+            if !m.is_file() {
+                let why = format!("is not a regular file ({})", state::kind(m.file_type()));
+                state::set_aside(&dest, &why);
             }
         }
         put(&dest, &text)?;
