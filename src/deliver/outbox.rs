@@ -129,15 +129,17 @@ struct Keeper {
 
 impl Keeper {
     /// Puts `event` in the spool on the blocking pool; evictions are logged and announced.
+    /// Every event lost on the way (evicted, or not stored) counts in `dropped`.
     async fn keep(&self, event: Event) {
         let spool = self.spool.clone();
         let put = tokio::task::spawn_blocking(move || {
-            let r = spool.put(&event);
+            let mut evicted = spool::Evicted::default();
+            let r = spool.put(&event, &mut evicted);
             let waiting = spool.len();
-            (event, r, waiting)
+            (event, r, evicted, waiting)
         })
         .await;
-        let Ok((event, result, waiting)) = put else {
+        let Ok((event, result, evicted, waiting)) = put else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             crate::error!(
                 "webhook {}: the spool writer failed; an event is lost",
@@ -146,27 +148,27 @@ impl Keeper {
             return;
         };
         let name = &self.name;
+        for (kind, id, level) in evicted.dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let detail = format!(
+                "{name}: spool full, dropped {} {} ({})",
+                kind.as_str(),
+                id.to_text(),
+                level.as_str()
+            );
+            crate::error!("webhook {detail}");
+            let _ = self.failures.try_send(Failure {
+                webhook: self.index,
+                detail,
+            });
+        }
         match result {
-            Ok(evicted) => {
+            Ok(()) => {
                 crate::warn!(
                     "webhook {name}: {} {} spooled ({waiting} waiting)",
                     event.kind.as_str(),
                     event.id.to_text()
                 );
-                for (kind, id, level) in evicted.dropped {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    let detail = format!(
-                        "{name}: spool full, dropped {} {} ({})",
-                        kind.as_str(),
-                        id.to_text(),
-                        level.as_str()
-                    );
-                    crate::error!("webhook {detail}");
-                    let _ = self.failures.try_send(Failure {
-                        webhook: self.index,
-                        detail,
-                    });
-                }
             }
             Err(e) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

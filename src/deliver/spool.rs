@@ -12,13 +12,16 @@
 //! ordinary way, so it can neither block the agent nor pass for a spooled event.
 //!
 //! Bounded in events and bytes per webhook; when full, the oldest INFO goes first, then
-//! WARN, then CRITICAL (the documented drop order).
+//! WARN, then CRITICAL (the documented drop order). The same order makes room when the
+//! filesystem itself is full (ENOSPC, EDQUOT): older events of the new one's level or
+//! below are evicted until it fits, or it is lost — counted either way. A failed write
+//! leaves no temporary file behind, and those a crash left are removed at start.
 
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};
 use crate::rule::{AlertState, Condition, Level, Op};
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -40,6 +43,19 @@ pub struct Spool {
     dir: PathBuf,
 }
 
+/// A spooled event that may be evicted to make room.
+struct Victim {
+    level: Level,
+    path: PathBuf,
+    kind: EventType,
+    id: EventId,
+}
+
+/// Whether `e` says the filesystem (or the user's quota on it) is full.
+fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// What `put` had to do to make room.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Evicted {
@@ -55,9 +71,11 @@ impl Spool {
         }
     }
 
-    /// Tidies the spool the first time this process opens it (its worker starting): every
-    /// `*.ev` that is not a regular file is moved aside as `*.bad`, with one log line each.
-    /// Later openings leave it alone. Nothing is created: a healthy device writes nothing.
+    /// Tidies the spool the first time this process opens it (its worker starting): the
+    /// temporary files (`.*.tmp`) that a crash left are removed, and every `*.ev` that is
+    /// not a regular file is moved aside as `*.bad`, with one log line each. Later openings
+    /// leave it alone: after a reload the old worker may still be writing its temporary
+    /// files. Nothing is created: a healthy device writes nothing.
     pub fn recover(&self) {
         static OPENED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
         {
@@ -70,15 +88,26 @@ impl Spool {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
+        let mut removed = 0;
         for e in entries.filter_map(Result::ok) {
             let path = e.path();
             let Ok(t) = e.file_type() else { continue };
-            if path.extension().is_some_and(|x| x == "ev") && !t.is_file() {
+            let temp = e.file_name().to_str().is_some_and(|n| n.starts_with('.'))
+                && path.extension().is_some_and(|x| x == "tmp");
+            if temp && !t.is_dir() {
+                removed += usize::from(fs::remove_file(&path).is_ok());
+            } else if path.extension().is_some_and(|x| x == "ev") && !t.is_file() {
                 state::set_aside(
                     &path,
                     &format!("is not a regular file ({})", state::kind(t)),
                 );
             }
+        }
+        if removed > 0 {
+            crate::info!(
+                "{}: removed {removed} unfinished temporary files (a crash or a full disk)",
+                state::shown(&self.dir)
+            );
         }
     }
 
@@ -108,25 +137,63 @@ impl Spool {
         self.len() == 0
     }
 
-    /// Stores `event` durably, evicting as the bounds require.
+    /// Stores `event` durably, evicting as the bounds require and, when the filesystem is
+    /// full, as the room it needs requires: the oldest of the lowest level first, among the
+    /// spooled events of `event`'s level or below (it counts as the newest of its level, so
+    /// a CRITICAL goes only after every INFO and WARN, and never for a lower one). What was
+    /// evicted is in `evicted` whether or not `event` could be stored.
     ///
     /// # Errors
-    /// The directory or file cannot be written.
-    pub fn put(&self, event: &Event) -> io::Result<Evicted> {
+    /// The directory or file cannot be written (no temporary file is left behind).
+    pub fn put(&self, event: &Event, evicted: &mut Evicted) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let bytes = encode(event);
-        let mut evicted = Evicted::default();
-        self.make_room(bytes.len() as u64, &mut evicted)?;
+        self.make_room(bytes.len() as u64, evicted)?;
         let name = format!("{:020}-{}.ev", event.timestamp_ms, event.id.to_text());
+        let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
+        let mut victims: Option<Vec<Victim>> = None;
+        // Bounded: each round past the first evicts a victim, and there are finitely many.
+        loop {
+            match state::write_atomic(&path, &tmp, &bytes) {
+                Ok(()) => break,
+                Err(e) if no_space(&e) => {
+                    let v = victims.get_or_insert_with(|| self.victims(event.level));
+                    let Some(victim) = v.pop() else {
+                        return Err(e);
+                    };
+                    if fs::remove_file(&victim.path).is_ok() {
+                        evicted.dropped.push((victim.kind, victim.id, victim.level));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        fs::rename(&tmp, self.dir.join(&name))?;
-        fs::File::open(&self.dir)?.sync_all()?;
-        Ok(evicted)
+        // The event is in place; a directory that cannot be fsynced does not lose it.
+        if let Err(e) = state::sync_dir(&self.dir) {
+            crate::warn!("cannot fsync {}: {e}", state::shown(&self.dir));
+        }
+        Ok(())
+    }
+
+    /// The spooled events that may make room for one of `level` on a full filesystem, the
+    /// next to go last: those of `level` or below, lowest level first, oldest first.
+    fn victims(&self, level: Level) -> Vec<Victim> {
+        let mut v: Vec<Victim> = self
+            .list()
+            .into_iter()
+            .filter_map(|path| {
+                let e = load(&path)?;
+                (e.level <= level).then_some(Victim {
+                    level: e.level,
+                    path,
+                    kind: e.kind,
+                    id: e.id,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (b.level, &b.path).cmp(&(a.level, &a.path)));
+        v
     }
 
     fn make_room(&self, incoming: u64, evicted: &mut Evicted) -> io::Result<()> {
@@ -170,7 +237,7 @@ impl Spool {
     /// The file cannot be removed.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        state::sync_dir(&self.dir)
     }
 }
 
@@ -206,7 +273,7 @@ pub fn load(path: &Path) -> Option<Event> {
 /// refused; the code that owns the place moves it aside ([`set_aside`]) with one log line.
 pub mod state {
     use std::fs;
-    use std::io::{self, Read as _};
+    use std::io::{self, Read as _, Write as _};
     use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
     use std::path::Path;
 
@@ -284,6 +351,47 @@ pub mod state {
             ));
         }
         Ok(out)
+    }
+
+    /// Writes `bytes` to `path` atomically: to the temporary file `tmp` beside it (created
+    /// anew, `O_EXCL`, never through a symbolic link), fsynced, renamed over `path`. `tmp`
+    /// is removed on every failure, so a full disk leaves nothing behind. The directory is
+    /// not fsynced ([`sync_dir`]): a caller writing several files does it once.
+    ///
+    /// # Errors
+    /// Any step failed; `path` is as it was.
+    pub fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+        // One a crash left behind would make O_EXCL fail.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let write = || -> io::Result<()> {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(tmp, path)
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(tmp);
+        })
+    }
+
+    /// Fsyncs the directory `dir`, so that the names renamed into it last.
+    ///
+    /// # Errors
+    /// It cannot be opened (it is not a directory) or synced.
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+            .open(dir)?
+            .sync_all()
     }
 
     /// Whether `read_regular` refused the file for what it is (not regular, too long), not
@@ -591,9 +699,11 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let s = Spool::new(&dir, "ops");
         assert!(s.is_empty());
-        s.put(&event(3000, Level::Warn)).unwrap();
-        s.put(&event(1000, Level::Critical)).unwrap();
-        s.put(&event(2000, Level::Info)).unwrap();
+        let mut evicted = Evicted::default();
+        s.put(&event(3000, Level::Warn), &mut evicted).unwrap();
+        s.put(&event(1000, Level::Critical), &mut evicted).unwrap();
+        s.put(&event(2000, Level::Info), &mut evicted).unwrap();
+        assert_eq!(evicted, Evicted::default());
         let order: Vec<u64> = s
             .list()
             .iter()
@@ -601,11 +711,12 @@ mod tests {
             .collect();
         assert_eq!(order, [1000, 2000, 3000], "oldest first");
         // Fill to the bound with CRITICAL events: INFO goes first, then WARN.
-        let mut dropped = Vec::new();
+        let mut evicted = Evicted::default();
         for i in 0..MAX_SPOOL_EVENTS as u64 {
-            dropped.extend(s.put(&event(10_000 + i, Level::Critical)).unwrap().dropped);
+            s.put(&event(10_000 + i, Level::Critical), &mut evicted)
+                .unwrap();
         }
-        let levels: Vec<Level> = dropped.iter().map(|d| d.2).collect();
+        let levels: Vec<Level> = evicted.dropped.iter().map(|d| d.2).collect();
         assert_eq!(&levels[..2], [Level::Info, Level::Warn], "INFO, then WARN");
         assert!(levels[2..].iter().all(|l| *l == Level::Critical));
         assert_eq!(s.len(), MAX_SPOOL_EVENTS);
@@ -619,11 +730,37 @@ mod tests {
     }
 
     #[test]
+    fn room_on_a_full_disk_goes_by_the_drop_order_never_to_a_lower_level() {
+        let dir = std::env::temp_dir().join(format!("tocsin-spool-room-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let s = Spool::new(&dir, "ops");
+        for (ts, level) in [
+            (500, Level::Critical),
+            (1000, Level::Warn),
+            (2000, Level::Info),
+            (3000, Level::Info),
+        ] {
+            s.put(&event(ts, level), &mut Evicted::default()).unwrap();
+        }
+        let order = |level| -> Vec<u64> {
+            let mut v = s.victims(level);
+            std::iter::from_fn(|| v.pop())
+                .map(|v| load(&v.path).unwrap().timestamp_ms)
+                .collect()
+        };
+        assert_eq!(order(Level::Critical), [2000, 3000, 1000, 500]);
+        assert_eq!(order(Level::Warn), [2000, 3000, 1000]);
+        assert_eq!(order(Level::Info), [2000, 3000]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn only_regular_files_are_events_and_anything_else_is_set_aside() {
         let dir = std::env::temp_dir().join(format!("tocsin-spool-foreign-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let s = Spool::new(&dir, "ops");
-        s.put(&event(1000, Level::Info)).unwrap();
+        s.put(&event(1000, Level::Info), &mut Evicted::default())
+            .unwrap();
         let real = s.list()[0].clone();
         let subdir = s.dir.join("00000000000000000002-dir.ev");
         fs::create_dir(&subdir).unwrap();

@@ -66,14 +66,11 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
         return;
     }
     let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
-        // A dot file: one left by a crash is never read back as an included copy.
+        // A dot file: one left by a crash is never read back as an included copy. It is
+        // removed when the write fails (a full disk), and replaced by the next one.
         let mut tmp = std::ffi::OsString::from(".");
         tmp.push(path.file_name().unwrap_or_default());
-        let tmp = path.with_file_name(tmp);
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        state::write_atomic(path, &path.with_file_name(tmp), bytes)
     };
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
@@ -89,7 +86,7 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
                 for (n, t) in &copies {
                     put(&dir.join(n), t)?;
                 }
-                std::fs::File::open(&dir)?.sync_all()?;
+                state::sync_dir(&dir)?;
             }
         }
         if let Ok(m) = std::fs::symlink_metadata(&dest) {
@@ -99,7 +96,7 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
             }
         }
         put(&dest, &text)?;
-        std::fs::File::open(state_dir)?.sync_all()
+        state::sync_dir(state_dir)
     };
     if let Err(e) = write() {
         crate::warn!(

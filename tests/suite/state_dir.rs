@@ -1,5 +1,6 @@
-//! What tocsin keeps under `state_dir` against a hostile disk: foreign entries in the
-//! spool and in place of the last-known-good copy (a FIFO, a directory, a symbolic link).
+//! What tocsin keeps under `state_dir` against a hostile or full disk: foreign entries in
+//! the spool and in place of the last-known-good copy (a FIFO, a directory, a symbolic
+//! link), and a full filesystem.
 
 use crate::common::*;
 use std::os::unix::fs::FileTypeExt as _;
@@ -246,4 +247,147 @@ fn a_foreign_last_known_good_copy_is_refused_never_waited_on() {
             "case {i}: says why the copy is not used: {err}"
         );
     }
+}
+
+/// Whether this test may mount a tmpfs in a private mount namespace (root, `unshare -m`).
+fn can_mount_tmpfs(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    std::fs::create_dir_all(&probe).unwrap();
+    Command::new("unshare")
+        .arg("-m")
+        .arg("sh")
+        .arg("-c")
+        .arg("mount -t tmpfs -o size=64k tocsin-probe \"$0\"")
+        .arg(&probe)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// An agent whose `state` is a full 64 KiB tmpfs, in a mount namespace of its own: filled
+/// with the contents of `prep`, then with zeros up to the last page. The test sees the
+/// agent's tmpfs through `/proc/PID/root`.
+fn agent_on_full_tmpfs(dir: &Path, cfg: &Path, state: &Path, prep: &Path) -> Agent {
+    std::fs::create_dir_all(state).unwrap();
+    let script = "mount -t tmpfs -o size=64k,mode=0700 tocsin-test \"$1\" && cp -a \"$2\"/. \"$1\"/ \
+         && { dd if=/dev/zero of=\"$1\"/fill bs=4096 2>/dev/null; true; } && exec \"$0\" run -c \"$3\"";
+    let stderr = dir.join("agent.stderr");
+    let child = Command::new("unshare")
+        .args(["-m", "sh", "-c", script, bin()])
+        .args([state, prep, cfg])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Agent { child, stderr }
+}
+
+/// The entries of `dir` as the agent `pid` sees it.
+fn names_in(pid: u32, dir: &Path) -> Vec<String> {
+    let seen = PathBuf::from(format!("/proc/{pid}/root")).join(dir.strip_prefix("/").unwrap());
+    let mut v: Vec<String> = std::fs::read_dir(&seen)
+        .unwrap_or_else(|e| panic!("{}: {e}", seen.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_full_state_dir_makes_room_by_the_drop_order_and_leaves_no_temp_files() {
+    let dir = TempDir::new("full");
+    if !can_mount_tmpfs(dir.path()) {
+        return skip("mounting a tmpfs needs root and `unshare -m` (CAP_SYS_ADMIN)");
+    }
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let closed = ClosedPort::new();
+    let state = dir.path().join("state");
+    let url = format!("http://127.0.0.1:{}/a", closed.port());
+    let cfg = config(dir.path(), &root, &state, &url, "");
+    // What the disk held before: older INFO and WARN events, and the empty temporary file
+    // of a write that a crash (or the full disk) interrupted.
+    let prep = dir.path().join("prep");
+    let spool = prep.join("spool/rcv");
+    std::fs::create_dir_all(&spool).unwrap();
+    use tocsin::event::Level;
+    let warn = spool_file(&spool, 1000, Level::Warn);
+    let oldest_info = spool_file(&spool, 2000, Level::Info);
+    let info = spool_file(&spool, 3000, Level::Info);
+    std::fs::write(spool.join(".00000000000000004000-x.ev.tmp"), b"").unwrap();
+
+    let mut agent = agent_on_full_tmpfs(dir.path(), &cfg, &state, &prep);
+    let pid = agent.child.id();
+    let log = wait_log(&agent, "spooled (", 1);
+    let names = names_in(pid, &state.join("spool/rcv"));
+    let row = status_row(&cfg);
+    let log = format!("{log}{}", agent.log());
+    assert!(agent.stop());
+    assert!(
+        log.contains(&format!("dropped alarm {oldest_info} (INFO)")),
+        "the oldest INFO made room, announced: {log}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with(&format!("{warn}.ev")))
+            && names.iter().any(|n| n.ends_with(&format!("{info}.ev")))
+            && !names.iter().any(|n| n.contains(&oldest_info)),
+        "the WARN and the newer INFO stay: {names:?}\n{log}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".ev")).count(),
+        3,
+        "the new CRITICAL is kept: {names:?}\n{log}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with('.')),
+        "no temporary file, old or new: {names:?}"
+    );
+    assert_eq!(row[6], "1", "DROPPED counts the eviction: {row:?}\n{log}");
+}
+
+#[test]
+fn a_loss_on_a_full_state_dir_is_counted_and_leaves_nothing_behind() {
+    let dir = TempDir::new("full-lost");
+    if !can_mount_tmpfs(dir.path()) {
+        return skip("mounting a tmpfs needs root and `unshare -m` (CAP_SYS_ADMIN)");
+    }
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let closed = ClosedPort::new();
+    let state = dir.path().join("state");
+    let url = format!("http://127.0.0.1:{}/a", closed.port());
+    // A repeat every 300 ms: one event after another that the full disk cannot take.
+    let cfg = config(dir.path(), &root, &state, &url, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "critical = \"> 95\"",
+        "critical = \"> 95\"\nrepeat = \"300ms\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let prep = dir.path().join("prep");
+    std::fs::create_dir_all(prep.join("spool/rcv")).unwrap();
+
+    let mut agent = agent_on_full_tmpfs(dir.path(), &cfg, &state, &prep);
+    let pid = agent.child.id();
+    wait_log(&agent, "it is lost", 3);
+    let spool_names = names_in(pid, &state.join("spool/rcv"));
+    let state_names = names_in(pid, &state);
+    let row = status_row(&cfg);
+    assert!(agent.stop());
+    let log = agent.log();
+    let lost = log.matches("it is lost").count();
+    assert!(lost >= 3, "{log}");
+    let dropped: usize = row[6].parse().unwrap();
+    assert!(
+        dropped >= 3 && dropped <= lost,
+        "DROPPED counts every event lost: {row:?}\n{log}"
+    );
+    assert!(
+        spool_names.is_empty(),
+        "no temporary file per failed write: {spool_names:?}"
+    );
+    assert_eq!(
+        state_names,
+        ["fill", "spool"],
+        "nor of the last-known-good copy that did not fit"
+    );
 }
