@@ -193,8 +193,8 @@ pub fn parse_with_host(src: &str, file: &str, host: &dyn Host) -> Result<Config,
 
 /// Reads the last-known-good copy at `path`: its included files are the copies in
 /// `last-good.d/` beside it, not what the include pattern matches today. The copies are
-/// read as state files (see [`host::LastGood`]): a FIFO, a symbolic link or anything but a
-/// regular file in their place is refused, with a log line.
+/// read as state files: a FIFO, a symbolic link or anything but a regular file in their
+/// place is refused, with a log line.
 ///
 /// # Errors
 /// As [`load`].

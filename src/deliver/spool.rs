@@ -16,6 +16,8 @@
 //! filesystem itself is full (ENOSPC, EDQUOT): older events of the new one's level or
 //! below are evicted until it fits, or it is lost — counted either way. A failed write
 //! leaves no temporary file behind, and those a crash left are removed at start.
+//!
+//! Files are 0600 and directories 0700 whatever the umask: see [`state`].
 
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};
@@ -40,6 +42,7 @@ const MAX_FILE_LEN: u64 = 4096;
 /// One webhook's spool directory.
 #[derive(Clone, Debug)]
 pub struct Spool {
+    state_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -67,15 +70,17 @@ impl Spool {
     /// The spool of `webhook` under `state_dir` (created on first write).
     pub fn new(state_dir: &Path, webhook: &str) -> Spool {
         Spool {
+            state_dir: state_dir.to_path_buf(),
             dir: state_dir.join("spool").join(webhook),
         }
     }
 
     /// Tidies the spool the first time this process opens it (its worker starting): the
-    /// temporary files (`.*.tmp`) that a crash left are removed, and every `*.ev` that is
-    /// not a regular file is moved aside as `*.bad`, with one log line each. Later openings
-    /// leave it alone: after a reload the old worker may still be writing its temporary
-    /// files. Nothing is created: a healthy device writes nothing.
+    /// temporary files (`.*.tmp`) that a crash left are removed, every `*.ev` that is not a
+    /// regular file is moved aside as `*.bad`, with one log line each, and `spool/` and
+    /// this spool's directory are tightened to 0700 (an older version made them 0755).
+    /// Later openings leave it alone: after a reload the old worker may still be writing
+    /// its temporary files. Nothing is created: a healthy device writes nothing.
     pub fn recover(&self) {
         static OPENED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
         {
@@ -85,6 +90,8 @@ impl Spool {
             }
             opened.push(self.dir.clone());
         }
+        state::tighten_dir(&self.state_dir.join("spool"));
+        state::tighten_dir(&self.dir);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -146,7 +153,9 @@ impl Spool {
     /// # Errors
     /// The directory or file cannot be written (no temporary file is left behind).
     pub fn put(&self, event: &Event, evicted: &mut Evicted) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
+        state::make_state_dir(&self.state_dir)?;
+        state::private_dir(&self.state_dir.join("spool"))?;
+        state::private_dir(&self.dir)?;
         let bytes = encode(event);
         self.make_room(bytes.len() as u64, evicted)?;
         let name = format!("{:020}-{}.ev", event.timestamp_ms, event.id.to_text());
@@ -265,16 +274,28 @@ pub fn load(path: &Path) -> Option<Event> {
     }
 }
 
-/// Files under `state_dir`, which may be a symbolic link (systemd's DynamicUser makes it
-/// one): the spool's, the last-known-good copies. They are read only when they are regular
-/// files — checked before opening and again on the open file — never through a symbolic
-/// link at the last component and without waiting (`O_NONBLOCK`: a FIFO cannot hold the
-/// agent), and only up to a bound. Anything else found where such a file belongs is
-/// refused; the code that owns the place moves it aside ([`set_aside`]) with one log line.
 pub mod state {
+    //! Files under `state_dir`, which may be a symbolic link (systemd's DynamicUser makes
+    //! it one): the spool's, the last-known-good copies. They are read only when they are
+    //! regular files — checked before opening and again on the open file — never through a
+    //! symbolic link at the last component and without waiting (`O_NONBLOCK`: a FIFO cannot
+    //! hold the agent), and only up to a bound. Anything else found where such a file
+    //! belongs is refused; the code that owns the place moves it aside ([`set_aside`]) with
+    //! one log line.
+    //!
+    //! What tocsin writes there is its own only, whatever the umask: files 0600
+    //! ([`create_private`]), directories 0700 ([`private_dir`]). The directories tocsin
+    //! owns (`spool/`, `spool/<webhook>/`, `last-good.d/`) are tightened to 0700 when they
+    //! are real directories of this user with another mode; `state_dir` itself is created
+    //! 0700 when missing, but an existing one is never changed: it may be a symbolic link,
+    //! shared, or the operator's choice.
+
     use std::fs;
     use std::io::{self, Read as _, Write as _};
-    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::{
+        DirBuilderExt as _, FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _,
+        PermissionsExt as _,
+    };
     use std::path::Path;
 
     /// What a file that is not a regular one is, for messages.
@@ -353,10 +374,10 @@ pub mod state {
         Ok(out)
     }
 
-    /// Writes `bytes` to `path` atomically: to the temporary file `tmp` beside it (created
-    /// anew, `O_EXCL`, never through a symbolic link), fsynced, renamed over `path`. `tmp`
-    /// is removed on every failure, so a full disk leaves nothing behind. The directory is
-    /// not fsynced ([`sync_dir`]): a caller writing several files does it once.
+    /// Writes `bytes` to `path` atomically: to the temporary file `tmp` beside it
+    /// ([`create_private`]), fsynced, renamed over `path`. `tmp` is removed on every
+    /// failure, so a full disk leaves nothing behind. The directory is not fsynced
+    /// ([`sync_dir`]): a caller writing several files does it once.
     ///
     /// # Errors
     /// Any step failed; `path` is as it was.
@@ -367,11 +388,7 @@ pub mod state {
             _ => {}
         }
         let write = || -> io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(tmp)?;
+            let mut f = create_private(tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -380,6 +397,91 @@ pub mod state {
         write().inspect_err(|_| {
             let _ = fs::remove_file(tmp);
         })
+    }
+
+    /// Creates the new file `path` for writing: `O_EXCL` (never an existing file),
+    /// `O_NOFOLLOW` (never through a symbolic link), mode 0600 — set again on the open file,
+    /// since a umask can only take bits away and a strict one (0277) would leave the owner
+    /// unable to read it back.
+    ///
+    /// # Errors
+    /// It exists, or cannot be created.
+    pub fn create_private(path: &Path) -> io::Result<fs::File> {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(f)
+    }
+
+    /// Makes `state_dir` exist: created (with any missing parent) with mode 0700 when
+    /// missing; an existing one, or a symbolic link to one, is left as it is.
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn make_state_dir(state_dir: &Path) -> io::Result<()> {
+        if fs::metadata(state_dir).is_ok_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)?;
+        tighten_dir(state_dir);
+        Ok(())
+    }
+
+    /// Makes `dir`, a directory tocsin owns under `state_dir`, exist with mode 0700:
+    /// created so, or tightened ([`tighten_dir`]).
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn private_dir(dir: &Path) -> io::Result<()> {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => tighten_dir(dir),
+        }
+        Ok(())
+    }
+
+    /// The effective user id of this process.
+    fn euid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    /// Sets `dir` to mode 0700 when it is a real directory (not a symbolic link: that is
+    /// used as it is) owned by this process's user, and its mode is another. Best effort:
+    /// a directory that cannot be changed still holds 0600 files.
+    pub fn tighten_dir(dir: &Path) {
+        let flags = libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let Ok(d) = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(dir)
+        else {
+            return;
+        };
+        tighten(&d, 0o700);
+    }
+
+    /// Sets the regular file `path` (not through a symbolic link) to mode 0600 when it is
+    /// this process's user's and its mode is another: a copy an older version left 0644.
+    pub fn tighten_file(path: &Path) {
+        if let Ok(f) = open_regular(path, false) {
+            tighten(&f, 0o600);
+        }
+    }
+
+    fn tighten(f: &fs::File, mode: u32) {
+        if let Ok(m) = f.metadata() {
+            if m.uid() == euid() && m.mode() & 0o7777 != mode {
+                let _ = f.set_permissions(fs::Permissions::from_mode(mode));
+            }
+        }
     }
 
     /// Fsyncs the directory `dir`, so that the names renamed into it last.

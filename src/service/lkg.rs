@@ -23,9 +23,11 @@ pub fn last_good_path(state_dir: &Path) -> PathBuf {
 /// Keeps a copy of a config that validated, so a broken rollout does not take the device
 /// down at its next start: the file, and the files it included in `last-good.d/` (named
 /// `NNN-name` so their order stays). Written only when something changed (flash wear),
-/// each file atomically. The copies already there are read back as state files: a FIFO, a
-/// link or anything but a regular file in their place is never opened the ordinary way
-/// (it could hold the start forever), and is moved aside or replaced.
+/// each file atomically, owner-only whatever the umask (the config may hold a secret):
+/// files 0600, `last-good.d/` 0700, `state_dir` 0700 when this creates it. The copies
+/// already there are read back as state files: a FIFO, a link or anything but a regular
+/// file in their place is never opened the ordinary way (it could hold the start
+/// forever), and is moved aside or replaced.
 pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
     let host = config::RealHost;
     let Ok(text) = host.read_file(config) else {
@@ -63,6 +65,14 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
         }
     };
     if same_dir && copy(&dest).is_ok_and(|old| old == text) {
+        // Nothing to write; copies an older version made 0644 are made owner-only.
+        state::tighten_file(&dest);
+        if !copies.is_empty() {
+            state::tighten_dir(&dir);
+            for (n, _) in &copies {
+                state::tighten_file(&dir.join(n));
+            }
+        }
         return;
     }
     let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
@@ -73,7 +83,7 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
         state::write_atomic(path, &path.with_file_name(tmp), bytes)
     };
     let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
+        state::make_state_dir(state_dir)?;
         if !same_dir {
             // The copies go first: a last-good.toml never names files that are not there.
             let _ = match dir_type {
@@ -82,7 +92,7 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
                 Err(_) => Ok(()),
             };
             if !copies.is_empty() {
-                std::fs::create_dir_all(&dir)?;
+                state::private_dir(&dir)?;
                 for (n, t) in &copies {
                     put(&dir.join(n), t)?;
                 }
@@ -103,5 +113,32 @@ pub fn save_last_good(config: &Path, includes: &[PathBuf], state_dir: &Path) {
             "cannot keep a last-known-good copy in {}: {e}",
             state_dir.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn an_unchanged_copy_an_older_version_left_readable_is_made_owner_only() {
+        let dir = std::env::temp_dir().join(format!("tocsin-lkg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let config = dir.join("tocsin.toml");
+        std::fs::write(&config, "token = \"s3cret\"\n").unwrap();
+        let copy = last_good_path(&state);
+        std::fs::copy(&config, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        save_last_good(&config, &[], &state);
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            std::fs::read(&config).unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,9 +1,9 @@
 //! What tocsin keeps under `state_dir` against a hostile or full disk: foreign entries in
 //! the spool and in place of the last-known-good copy (a FIFO, a directory, a symbolic
-//! link), and a full filesystem.
+//! link), a full filesystem, and the permissions of what it writes whatever the umask.
 
 use crate::common::*;
-use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -108,6 +108,14 @@ fn status_row(cfg: &Path) -> Vec<String> {
 fn mkfifo(path: &Path) {
     let ok = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// A spool file as tocsin writes it: `level` event, `ts` ms old.
@@ -389,5 +397,108 @@ fn a_loss_on_a_full_state_dir_is_counted_and_leaves_nothing_behind() {
         state_names,
         ["fill", "spool"],
         "nor of the last-known-good copy that did not fit"
+    );
+}
+
+/// Starts `tocsin run -c cfg` under umask 022, as a shell or an init script would.
+fn agent_with_umask_022(dir: &Path, cfg: &Path) -> Agent {
+    let stderr = dir.join("agent.stderr");
+    let child = Command::new("sh")
+        .args(["-c", "umask 022; exec \"$0\" run -c \"$1\"", bin()])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Agent { child, stderr }
+}
+
+#[test]
+fn what_tocsin_writes_under_state_dir_is_owner_only_whatever_the_umask() {
+    let dir = TempDir::new("modes");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let closed = ClosedPort::new();
+    let url = format!("http://127.0.0.1:{}/a", closed.port());
+    // A config with a secret in it, owner-only, with an included file.
+    let token = "auth = { type = \"bearer\", token = \"s3cret-token\" }";
+    let with_token = |cfg: &Path| {
+        let text = std::fs::read_to_string(cfg)
+            .unwrap()
+            .replace("timeout = \"1s\"", &format!("timeout = \"1s\"\n{token}"));
+        std::fs::write(cfg, text).unwrap();
+        std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+
+    // state_dir a symbolic link (as systemd's DynamicUser makes it) to a 0755 directory
+    // holding a 0755 spool/ from an older version.
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(a.join("conf.d")).unwrap();
+    std::fs::write(
+        a.join("conf.d/10-extra.toml"),
+        "[[rule]]\nname = \"load\"\nmetric = \"load.1\"\nwarn = \"> 1000\"\n",
+    )
+    .unwrap();
+    let real = a.join("real");
+    std::fs::create_dir_all(real.join("spool")).unwrap();
+    for d in [&real, &real.join("spool")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::symlink(&real, a.join("state")).unwrap();
+    let cfg_a = config(
+        &a,
+        &root,
+        &a.join("state"),
+        &url,
+        "include = \"conf.d/*.toml\"",
+    );
+    with_token(&cfg_a);
+    // A state_dir that does not exist yet, nor its parent.
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    let fresh = b.join("var/state");
+    let cfg_b = config(&b, &root, &fresh, &url, "");
+    with_token(&cfg_b);
+
+    let agent_a = agent_with_umask_022(&a, &cfg_a);
+    let agent_b = agent_with_umask_022(&b, &cfg_b);
+    for agent in [&agent_a, &agent_b] {
+        let log = wait_log(agent, "spooled (", 1);
+        assert!(log.contains("spooled ("), "{log}");
+    }
+    drop((agent_a, agent_b));
+
+    let lkg = std::fs::read_to_string(real.join("last-good.toml")).unwrap();
+    assert!(lkg.contains("s3cret-token"), "the copy holds the secret");
+    let mut checked = Vec::new();
+    for (path, want) in [
+        (real.join("last-good.toml"), 0o600),
+        (real.join("last-good.d"), 0o700),
+        (real.join("last-good.d/000-10-extra.toml"), 0o600),
+        (real.join("spool"), 0o700),
+        (real.join("spool/rcv"), 0o700),
+        (fresh.clone(), 0o700),
+        (fresh.join("last-good.toml"), 0o600),
+        (fresh.join("spool"), 0o700),
+        (fresh.join("spool/rcv"), 0o700),
+    ] {
+        checked.push((path.display().to_string(), mode(&path), want));
+    }
+    for spool in [real.join("spool/rcv"), fresh.join("spool/rcv")] {
+        for e in std::fs::read_dir(&spool).unwrap() {
+            let p = e.unwrap().path();
+            checked.push((p.display().to_string(), mode(&p), 0o600));
+        }
+    }
+    let wrong: Vec<String> = checked
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(p, got, want)| format!("{p}: {got:o}, want {want:o}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(
+        mode(&real),
+        0o755,
+        "a state_dir that is a link is not changed"
     );
 }
