@@ -2,6 +2,8 @@
 //! itself is pure over the config text and a [`Host`]; [`RealHost`] is the machine it runs
 //! on, and the unit tests put a fake one in its place.
 
+use crate::deliver::spool::state::{is_foreign, open_regular, read_regular, shown};
+use crate::limits::MAX_CONFIG_LEN;
 use std::ffi::OsString;
 use std::io;
 use std::path::Path;
@@ -32,13 +34,15 @@ pub trait Host {
     }
 }
 
-/// The machine tocsin runs on: `std::fs` and `std::env`.
+/// The machine tocsin runs on: `std::fs` and `std::env`. Only regular files are read or
+/// opened (symbolic links followed): a FIFO or a device named as a config, an included file
+/// or a secret is an error, never an open that waits for a writer.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealHost;
 
 impl Host for RealHost {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+        read_regular(path, u64::MAX, true)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -57,11 +61,55 @@ impl Host for RealHost {
     }
 
     fn open(&self, path: &Path) -> io::Result<()> {
-        std::fs::File::open(path).map(drop)
+        open_regular(path, true).map(drop)
     }
 
     fn env(&self, key: &str) -> Option<OsString> {
         std::env::var_os(key)
+    }
+}
+
+/// The host a last-known-good copy is read through. The copy and the included copies
+/// beside it are state files: regular files only, never through a symbolic link at the
+/// last component, at most [`MAX_CONFIG_LEN`] bytes, and one log line for one refused.
+/// Everything else the copy names (secrets, identity) is read as [`RealHost`] reads it.
+pub(super) struct LastGood<'a> {
+    /// `state_dir/last-good.toml`.
+    pub main: &'a Path,
+    /// The directory of the included copies, `state_dir/last-good.d`.
+    pub copies: &'a Path,
+}
+
+impl Host for LastGood<'_> {
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if path != self.main && path.parent() != Some(self.copies) {
+            return RealHost.read_file(path);
+        }
+        read_regular(path, MAX_CONFIG_LEN as u64, false).inspect_err(|e| {
+            if is_foreign(e) {
+                crate::warn!("last-known-good copy {} not used: {e}", shown(path));
+            }
+        })
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        RealHost.read_dir(dir)
+    }
+
+    fn file_id(&self, path: &Path) -> Option<(u64, u64)> {
+        RealHost.file_id(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        RealHost.is_dir(path)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<()> {
+        RealHost.open(path)
+    }
+
+    fn env(&self, key: &str) -> Option<OsString> {
+        RealHost.env(key)
     }
 }
 

@@ -192,12 +192,18 @@ pub fn parse_with_host(src: &str, file: &str, host: &dyn Host) -> Result<Config,
 }
 
 /// Reads the last-known-good copy at `path`: its included files are the copies in
-/// `last-good.d/` beside it, not what the include pattern matches today.
+/// `last-good.d/` beside it, not what the include pattern matches today. The copies are
+/// read as state files: a FIFO, a symbolic link or anything but a regular file in their
+/// place is refused, with a log line.
 ///
 /// # Errors
 /// As [`load`].
 pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
-    let host = &RealHost;
+    let dir = path.with_file_name(LAST_GOOD_DIR);
+    let host = &host::LastGood {
+        main: path,
+        copies: &dir,
+    };
     let text = host::read_to_string(host, path).map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: path.display().to_string(),
@@ -206,7 +212,6 @@ pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
             message: format!("cannot read config: {e}"),
         }])
     })?;
-    let dir = path.with_file_name(LAST_GOOD_DIR);
     parse_with(&text, &path.display().to_string(), Some(&dir), host)
 }
 

@@ -145,51 +145,54 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// Puts `event` in the spool on the blocking pool; evictions are counted, logged and
-    /// announced (but never those of `delivery_failed` events). Returns the evicted ids.
-    async fn keep(&self, event: Event) -> Option<Vec<crate::event::EventId>> {
+    /// Puts `event` in the spool on the blocking pool. Evictions are logged and announced
+    /// (never those of `delivery_failed` events: no announcement about an announcement);
+    /// every event lost on the way (evicted, or not stored) counts in `dropped`. Returns
+    /// the ids evicted, and whether `event` was stored.
+    async fn keep(&self, event: Event) -> (Vec<crate::event::EventId>, bool) {
         let spool = self.spool.clone();
         let put = tokio::task::spawn_blocking(move || {
-            let r = spool.put(&event);
+            let mut evicted = spool::Evicted::default();
+            let r = spool.put(&event, &mut evicted);
             let waiting = spool.len();
-            (event, r, waiting)
+            (event, r, evicted, waiting)
         })
         .await;
-        let Ok((event, result, waiting)) = put else {
+        let Ok((event, result, evicted, waiting)) = put else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             crate::error!(
                 "webhook {}: the spool writer failed; an event is lost",
                 self.name
             );
-            return None;
+            return (Vec::new(), false);
         };
         let name = &self.name;
+        let mut ids = Vec::with_capacity(evicted.dropped.len());
+        for (kind, id, level) in evicted.dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            ids.push(id);
+            let detail = format!(
+                "{name}: spool full, dropped {} {} ({})",
+                kind.as_str(),
+                id.to_text(),
+                level.as_str()
+            );
+            crate::error!("webhook {detail}");
+            if kind != EventType::DeliveryFailed {
+                let _ = self.failures.try_send(Failure {
+                    webhook: self.index,
+                    detail,
+                });
+            }
+        }
         match result {
-            Ok(evicted) => {
+            Ok(()) => {
                 crate::warn!(
                     "webhook {name}: {} {} spooled ({waiting} waiting)",
                     event.kind.as_str(),
                     event.id.to_text()
                 );
-                let mut ids = Vec::with_capacity(evicted.dropped.len());
-                for (kind, id, level) in evicted.dropped {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    ids.push(id);
-                    let detail = format!(
-                        "{name}: spool full, dropped {} {} ({})",
-                        kind.as_str(),
-                        id.to_text(),
-                        level.as_str()
-                    );
-                    crate::error!("webhook {detail}");
-                    if kind != EventType::DeliveryFailed {
-                        let _ = self.failures.try_send(Failure {
-                            webhook: self.index,
-                            detail,
-                        });
-                    }
-                }
-                Some(ids)
+                (ids, true)
             }
             Err(e) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +201,7 @@ impl Keeper {
                     event.kind.as_str(),
                     event.id.to_text()
                 );
-                None
+                (ids, false)
             }
         }
     }
@@ -242,12 +245,15 @@ impl Store {
     async fn keep(&mut self, event: Event) {
         let path = self.keeper.spool.path_of(&event);
         let series = event.series_key();
-        if let Some(evicted) = self.keeper.keep(event).await {
+        let (evicted, stored) = self.keeper.keep(event).await;
+        if !evicted.is_empty() {
             self.backlog.retain(|s| {
                 !evicted
                     .iter()
                     .any(|id| s.path.to_string_lossy().contains(id.to_text().as_str()))
             });
+        }
+        if stored {
             let at = self.backlog.partition_point(|s| s.path <= path);
             self.backlog.insert(at, Spooled { path, series });
         }
@@ -328,6 +334,8 @@ impl Worker {
         let interval = self.spec.interval_ms;
         let now = tokio::time::Instant::now;
         if mode == Mode::Send {
+            let spool = store.keeper.spool.clone();
+            let _ = tokio::task::spawn_blocking(move || spool.recover()).await;
             store.load();
         }
         // The receiver took the last request (spooled events may flow); when it did not,

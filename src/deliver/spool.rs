@@ -7,17 +7,25 @@
 //! a healthy device writes nothing, which matters on flash. Each file is written to a
 //! temporary name, fsynced, renamed and the directory fsynced, so a power cut leaves the
 //! old state or the new one. The content ends with a checksum: a torn or foreign file is
-//! detected, moved aside as `*.bad` and skipped, never a crash.
+//! detected, moved aside as `*.bad` and skipped, never a crash. So is a `*.ev` that is not
+//! a regular file (a FIFO, a directory, a symbolic link, a device): it is never opened the
+//! ordinary way, so it can neither block the agent nor pass for a spooled event.
 //!
 //! Bounded in events and bytes per webhook; when full, the oldest INFO goes first, then
-//! WARN, then CRITICAL (the documented drop order).
+//! WARN, then CRITICAL (the documented drop order). The same order makes room when the
+//! filesystem itself is full (ENOSPC, EDQUOT): older events of the new one's level or
+//! below are evicted until it fits, or it is lost — counted either way. A failed write
+//! leaves no temporary file behind, and those a crash left are removed at start.
+//!
+//! Files are 0600 and directories 0700 whatever the umask: see [`state`].
 
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};
 use crate::rule::{AlertState, Condition, Level, Op};
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// Most events spooled per webhook.
 pub const MAX_SPOOL_EVENTS: usize = 256;
@@ -28,11 +36,27 @@ const MAGIC: &[u8; 4] = b"TCSN";
 const VERSION: u8 = 1;
 /// Checksum length: the first bytes of SHA-256 over everything before it.
 const SUM_LEN: usize = 8;
+/// Longest spool file read: an encoded event is under 1 KiB, so anything longer is foreign.
+const MAX_FILE_LEN: u64 = 4096;
 
 /// One webhook's spool directory.
 #[derive(Clone, Debug)]
 pub struct Spool {
+    state_dir: PathBuf,
     dir: PathBuf,
+}
+
+/// A spooled event that may be evicted to make room.
+struct Victim {
+    level: Level,
+    path: PathBuf,
+    kind: EventType,
+    id: EventId,
+}
+
+/// Whether `e` says the filesystem (or the user's quota on it) is full.
+fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 /// What `put` had to do to make room.
@@ -46,6 +70,7 @@ impl Spool {
     /// The spool of `webhook` under `state_dir` (created on first write).
     pub fn new(state_dir: &Path, webhook: &str) -> Spool {
         Spool {
+            state_dir: state_dir.to_path_buf(),
             dir: state_dir.join("spool").join(webhook),
         }
     }
@@ -60,11 +85,56 @@ impl Spool {
         ))
     }
 
-    /// The spooled files, oldest first.
+    /// Tidies the spool the first time this process opens it (its worker starting): the
+    /// temporary files (`.*.tmp`) that a crash left are removed, every `*.ev` that is not a
+    /// regular file is moved aside as `*.bad`, with one log line each, and `spool/` and
+    /// this spool's directory are tightened to 0700 (an older version made them 0755).
+    /// Later openings leave it alone: after a reload the old worker may still be writing
+    /// its temporary files. Nothing is created: a healthy device writes nothing.
+    pub fn recover(&self) {
+        static OPENED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        {
+            let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+            if opened.contains(&self.dir) {
+                return;
+            }
+            opened.push(self.dir.clone());
+        }
+        state::tighten_dir(&self.state_dir.join("spool"));
+        state::tighten_dir(&self.dir);
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut removed = 0;
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            let temp = e.file_name().to_str().is_some_and(|n| n.starts_with('.'))
+                && path.extension().is_some_and(|x| x == "tmp");
+            if temp && !t.is_dir() {
+                removed += usize::from(fs::remove_file(&path).is_ok());
+            } else if path.extension().is_some_and(|x| x == "ev") && !t.is_file() {
+                state::set_aside(
+                    &path,
+                    &format!("is not a regular file ({})", state::kind(t)),
+                );
+            }
+        }
+        if removed > 0 {
+            crate::info!(
+                "{}: removed {removed} unfinished temporary files (a crash or a full disk)",
+                state::shown(&self.dir)
+            );
+        }
+    }
+
+    /// The spooled files, oldest first: the regular `*.ev` files of the directory (a
+    /// symbolic link or anything else of that name is not an event).
     pub fn list(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)
             .map(|rd| {
                 rd.filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .map(|e| e.path())
                     .filter(|p| p.extension().is_some_and(|x| x == "ev"))
                     .collect()
@@ -84,15 +154,20 @@ impl Spool {
         self.len() == 0
     }
 
-    /// Stores `event` durably, evicting as the bounds require.
+    /// Stores `event` durably, evicting as the bounds require and, when the filesystem is
+    /// full, as the room it needs requires: the oldest of the lowest level first, among the
+    /// spooled events of `event`'s level or below (it counts as the newest of its level, so
+    /// a CRITICAL goes only after every INFO and WARN, and never for a lower one). What was
+    /// evicted is in `evicted` whether or not `event` could be stored.
     ///
     /// # Errors
-    /// The directory or file cannot be written.
-    pub fn put(&self, event: &Event) -> io::Result<Evicted> {
-        fs::create_dir_all(&self.dir)?;
+    /// The directory or file cannot be written (no temporary file is left behind).
+    pub fn put(&self, event: &Event, evicted: &mut Evicted) -> io::Result<()> {
+        state::make_state_dir(&self.state_dir)?;
+        state::private_dir(&self.state_dir.join("spool"))?;
+        state::private_dir(&self.dir)?;
         let bytes = encode(event);
-        let mut evicted = Evicted::default();
-        self.make_room(bytes.len() as u64, &mut evicted)?;
+        self.make_room(bytes.len() as u64, evicted)?;
         let path = self.path_of(event);
         let name = path
             .file_name()
@@ -100,14 +175,48 @@ impl Spool {
             .to_string_lossy()
             .into_owned();
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
+        let mut victims: Option<Vec<Victim>> = None;
+        // Bounded: each round past the first evicts a victim, and there are finitely many.
+        loop {
+            match state::write_atomic(&path, &tmp, &bytes) {
+                Ok(()) => break,
+                Err(e) if no_space(&e) => {
+                    let v = victims.get_or_insert_with(|| self.victims(event.level));
+                    let Some(victim) = v.pop() else {
+                        return Err(e);
+                    };
+                    if fs::remove_file(&victim.path).is_ok() {
+                        evicted.dropped.push((victim.kind, victim.id, victim.level));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        fs::rename(&tmp, &path)?;
-        fs::File::open(&self.dir)?.sync_all()?;
-        Ok(evicted)
+        // The event is in place; a directory that cannot be fsynced does not lose it.
+        if let Err(e) = state::sync_dir(&self.dir) {
+            crate::warn!("cannot fsync {}: {e}", state::shown(&self.dir));
+        }
+        Ok(())
+    }
+
+    /// The spooled events that may make room for one of `level` on a full filesystem, the
+    /// next to go last: those of `level` or below, lowest level first, oldest first.
+    fn victims(&self, level: Level) -> Vec<Victim> {
+        let mut v: Vec<Victim> = self
+            .list()
+            .into_iter()
+            .filter_map(|path| {
+                let e = load(&path)?;
+                (e.level <= level).then_some(Victim {
+                    level: e.level,
+                    path,
+                    kind: e.kind,
+                    id: e.id,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (b.level, &b.path).cmp(&(a.level, &a.path)));
+        v
     }
 
     fn make_room(&self, incoming: u64, evicted: &mut Evicted) -> io::Result<()> {
@@ -115,7 +224,7 @@ impl Spool {
             let files = self.list();
             let bytes: u64 = files
                 .iter()
-                .filter_map(|p| fs::metadata(p).ok())
+                .filter_map(|p| fs::symlink_metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
             if files.is_empty()
@@ -128,7 +237,7 @@ impl Spool {
             for p in &files {
                 let Some(e) = load(p) else {
                     // Unreadable files go aside first (`load` moved it); they can never be sent.
-                    if p.exists() {
+                    if fs::symlink_metadata(p).is_ok() {
                         fs::remove_file(p)?;
                     }
                     victim = None;
@@ -151,22 +260,286 @@ impl Spool {
     /// The file cannot be removed.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        state::sync_dir(&self.dir)
     }
 }
 
-/// Reads a spooled event; a torn or foreign file is moved aside as `.bad` and skipped.
+/// Reads a spooled event; a torn or foreign file, or one that is not a regular file, is
+/// moved aside as `.bad` and skipped.
 pub fn load(path: &Path) -> Option<Event> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = match state::read_regular(path, MAX_FILE_LEN, false) {
+        Ok(b) => b,
+        Err(e) if state::is_foreign(&e) => {
+            state::set_aside(path, &format!("is {e}"));
+            return None;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            crate::warn!("spool: cannot read {}: {e}", state::shown(path));
+            return None;
+        }
+    };
     match decode(&bytes) {
         Some(e) => Some(e),
         None => {
-            crate::warn!(
-                "spool: {} is damaged (torn write or foreign file); moved aside",
-                path.display()
-            );
-            let _ = fs::rename(path, path.with_extension("bad"));
+            state::set_aside(path, "is damaged (torn write or foreign file)");
             None
+        }
+    }
+}
+
+pub mod state {
+    //! Files under `state_dir`, which may be a symbolic link (systemd's DynamicUser makes
+    //! it one): the spool's, the last-known-good copies. They are read only when they are
+    //! regular files — checked before opening and again on the open file — never through a
+    //! symbolic link at the last component and without waiting (`O_NONBLOCK`: a FIFO cannot
+    //! hold the agent), and only up to a bound. Anything else found where such a file
+    //! belongs is refused; the code that owns the place moves it aside ([`set_aside`]) with
+    //! one log line.
+    //!
+    //! What tocsin writes there is its own only, whatever the umask: files 0600
+    //! ([`create_private`]), directories 0700 ([`private_dir`]). The directories tocsin
+    //! owns (`spool/`, `spool/<webhook>/`, `last-good.d/`) are tightened to 0700 when they
+    //! are real directories of this user with another mode; `state_dir` itself is created
+    //! 0700 when missing, but an existing one is never changed: it may be a symbolic link,
+    //! shared, or the operator's choice.
+
+    use std::fs;
+    use std::io::{self, Read as _, Write as _};
+    use std::os::unix::fs::{
+        DirBuilderExt as _, FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _,
+        PermissionsExt as _,
+    };
+    use std::path::Path;
+
+    /// What a file that is not a regular one is, for messages.
+    pub fn kind(t: fs::FileType) -> &'static str {
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else {
+            "of an unknown type"
+        }
+    }
+
+    fn regular(m: &fs::Metadata) -> io::Result<()> {
+        if m.is_file() {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({})", kind(m.file_type())),
+        ))
+    }
+
+    /// Opens the regular file `path` for reading: anything else is refused before it is
+    /// opened and, should it have been swapped meanwhile, after (fstat). The open never
+    /// waits; with `follow` false a symbolic link at the last component is refused too.
+    ///
+    /// # Errors
+    /// I/O errors; [`io::ErrorKind::InvalidInput`] for what is not a regular file.
+    pub fn open_regular(path: &Path, follow: bool) -> io::Result<fs::File> {
+        let before = if follow {
+            fs::metadata(path)
+        } else {
+            fs::symlink_metadata(path)
+        };
+        regular(&before?)?;
+        let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
+        let f = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file (a symbolic link)",
+                ))
+            }
+            r => r?,
+        };
+        regular(&f.metadata()?)?;
+        Ok(f)
+    }
+
+    /// The regular file `path` (see [`open_regular`]), at most `limit` bytes of it.
+    ///
+    /// # Errors
+    /// As [`open_regular`]; [`io::ErrorKind::InvalidData`] for a file longer than `limit`.
+    pub fn read_regular(path: &Path, limit: u64, follow: bool) -> io::Result<Vec<u8>> {
+        let f = open_regular(path, follow)?;
+        let hint = f.metadata().map_or(0, |m| m.len()).min(limit).min(1 << 20);
+        let mut out = Vec::with_capacity(hint as usize);
+        f.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("longer than {limit} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Writes `bytes` to `path` atomically: to the temporary file `tmp` beside it
+    /// ([`create_private`]), fsynced, renamed over `path`. `tmp` is removed on every
+    /// failure, so a full disk leaves nothing behind. The directory is not fsynced
+    /// ([`sync_dir`]): a caller writing several files does it once.
+    ///
+    /// # Errors
+    /// Any step failed; `path` is as it was.
+    pub fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+        // One a crash left behind would make O_EXCL fail.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let write = || -> io::Result<()> {
+            let mut f = create_private(tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(tmp, path)
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(tmp);
+        })
+    }
+
+    /// Creates the new file `path` for writing: `O_EXCL` (never an existing file),
+    /// `O_NOFOLLOW` (never through a symbolic link), mode 0600 — set again on the open file,
+    /// since a umask can only take bits away and a strict one (0277) would leave the owner
+    /// unable to read it back.
+    ///
+    /// # Errors
+    /// It exists, or cannot be created.
+    pub fn create_private(path: &Path) -> io::Result<fs::File> {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(f)
+    }
+
+    /// Makes `state_dir` exist: created (with any missing parent) with mode 0700 when
+    /// missing; an existing one, or a symbolic link to one, is left as it is.
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn make_state_dir(state_dir: &Path) -> io::Result<()> {
+        if fs::metadata(state_dir).is_ok_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)?;
+        tighten_dir(state_dir);
+        Ok(())
+    }
+
+    /// Makes `dir`, a directory tocsin owns under `state_dir`, exist with mode 0700:
+    /// created so, or tightened ([`tighten_dir`]).
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn private_dir(dir: &Path) -> io::Result<()> {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => tighten_dir(dir),
+        }
+        Ok(())
+    }
+
+    /// The effective user id of this process.
+    fn euid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    /// Sets `dir` to mode 0700 when it is a real directory (not a symbolic link: that is
+    /// used as it is) owned by this process's user, and its mode is another. Best effort:
+    /// a directory that cannot be changed still holds 0600 files.
+    pub fn tighten_dir(dir: &Path) {
+        let flags = libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let Ok(d) = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(dir)
+        else {
+            return;
+        };
+        tighten(&d, 0o700);
+    }
+
+    /// Sets the regular file `path` (not through a symbolic link) to mode 0600 when it is
+    /// this process's user's and its mode is another: a copy an older version left 0644.
+    pub fn tighten_file(path: &Path) {
+        if let Ok(f) = open_regular(path, false) {
+            tighten(&f, 0o600);
+        }
+    }
+
+    fn tighten(f: &fs::File, mode: u32) {
+        if let Ok(m) = f.metadata() {
+            if m.uid() == euid() && m.mode() & 0o7777 != mode {
+                let _ = f.set_permissions(fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+
+    /// Fsyncs the directory `dir`, so that the names renamed into it last.
+    ///
+    /// # Errors
+    /// It cannot be opened (it is not a directory) or synced.
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+            .open(dir)?
+            .sync_all()
+    }
+
+    /// Whether `read_regular` refused the file for what it is (not regular, too long), not
+    /// for an I/O error: such a file is foreign.
+    pub fn is_foreign(e: &io::Error) -> bool {
+        matches!(
+            e.kind(),
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+        )
+    }
+
+    /// `path` for a log line: control characters escaped, so that a file name holding a
+    /// newline cannot start a second line.
+    pub fn shown(path: &Path) -> String {
+        let mut out = String::new();
+        for c in path.to_string_lossy().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Moves `path` aside as `*.bad` (a symbolic link itself, not what it points to), with
+    /// one log line saying `why`.
+    pub fn set_aside(path: &Path, why: &str) {
+        let bad = path.with_extension("bad");
+        match fs::rename(path, &bad) {
+            Ok(()) => crate::warn!("{} {why}; moved aside as {}", shown(path), shown(&bad)),
+            Err(e) => crate::warn!("{} {why}; cannot move it aside: {e}", shown(path)),
         }
     }
 }
@@ -442,9 +815,11 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let s = Spool::new(&dir, "ops");
         assert!(s.is_empty());
-        s.put(&event(3000, Level::Warn)).unwrap();
-        s.put(&event(1000, Level::Critical)).unwrap();
-        s.put(&event(2000, Level::Info)).unwrap();
+        let mut evicted = Evicted::default();
+        s.put(&event(3000, Level::Warn), &mut evicted).unwrap();
+        s.put(&event(1000, Level::Critical), &mut evicted).unwrap();
+        s.put(&event(2000, Level::Info), &mut evicted).unwrap();
+        assert_eq!(evicted, Evicted::default());
         let order: Vec<u64> = s
             .list()
             .iter()
@@ -452,11 +827,12 @@ mod tests {
             .collect();
         assert_eq!(order, [1000, 2000, 3000], "oldest first");
         // Fill to the bound with CRITICAL events: INFO goes first, then WARN.
-        let mut dropped = Vec::new();
+        let mut evicted = Evicted::default();
         for i in 0..MAX_SPOOL_EVENTS as u64 {
-            dropped.extend(s.put(&event(10_000 + i, Level::Critical)).unwrap().dropped);
+            s.put(&event(10_000 + i, Level::Critical), &mut evicted)
+                .unwrap();
         }
-        let levels: Vec<Level> = dropped.iter().map(|d| d.2).collect();
+        let levels: Vec<Level> = evicted.dropped.iter().map(|d| d.2).collect();
         assert_eq!(&levels[..2], [Level::Info, Level::Warn], "INFO, then WARN");
         assert!(levels[2..].iter().all(|l| *l == Level::Critical));
         assert_eq!(s.len(), MAX_SPOOL_EVENTS);
@@ -466,6 +842,60 @@ mod tests {
         fs::write(&first, &bytes[..bytes.len() / 2]).unwrap();
         assert_eq!(load(&first), None);
         assert!(first.with_extension("bad").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn room_on_a_full_disk_goes_by_the_drop_order_never_to_a_lower_level() {
+        let dir = std::env::temp_dir().join(format!("tocsin-spool-room-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let s = Spool::new(&dir, "ops");
+        for (ts, level) in [
+            (500, Level::Critical),
+            (1000, Level::Warn),
+            (2000, Level::Info),
+            (3000, Level::Info),
+        ] {
+            s.put(&event(ts, level), &mut Evicted::default()).unwrap();
+        }
+        let order = |level| -> Vec<u64> {
+            let mut v = s.victims(level);
+            std::iter::from_fn(|| v.pop())
+                .map(|v| load(&v.path).unwrap().timestamp_ms)
+                .collect()
+        };
+        assert_eq!(order(Level::Critical), [2000, 3000, 1000, 500]);
+        assert_eq!(order(Level::Warn), [2000, 3000, 1000]);
+        assert_eq!(order(Level::Info), [2000, 3000]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_regular_files_are_events_and_anything_else_is_set_aside() {
+        let dir = std::env::temp_dir().join(format!("tocsin-spool-foreign-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let s = Spool::new(&dir, "ops");
+        s.put(&event(1000, Level::Info), &mut Evicted::default())
+            .unwrap();
+        let real = s.list()[0].clone();
+        let subdir = s.dir.join("00000000000000000002-dir.ev");
+        fs::create_dir(&subdir).unwrap();
+        let link = s.dir.join("00000000000000000003-link.ev");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            s.list(),
+            vec![real.clone()],
+            "a directory or a link is no event"
+        );
+        assert_eq!(load(&link), None, "a link is not followed");
+        assert!(fs::symlink_metadata(link.with_extension("bad")).is_ok_and(|m| m.is_symlink()));
+        assert!(load(&real).is_some(), "its target is left alone");
+        s.recover();
+        assert!(
+            subdir.with_extension("bad").is_dir(),
+            "the directory is set aside"
+        );
+        assert_eq!(s.len(), 1);
         let _ = fs::remove_dir_all(&dir);
     }
 }

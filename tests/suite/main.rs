@@ -31,4 +31,5 @@ mod router_sources;
 mod sampler;
 mod security;
 mod skipping;
+mod state_dir;
 mod webhooks;
