@@ -108,7 +108,10 @@ impl Outbox {
                     Offer::Dropped
                 }
             },
-            Err(TrySendError::Closed(_)) => Offer::Dropped,
+            Err(TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Offer::Dropped
+            }
         }
     }
 
@@ -241,8 +244,8 @@ impl Store {
         self.backlog.is_empty()
     }
 
-    /// Spools `event` behind everything spooled before it.
-    async fn keep(&mut self, event: Event) {
+    /// Spools `event` behind everything spooled before it; whether it was stored.
+    async fn keep(&mut self, event: Event) -> bool {
         let path = self.keeper.spool.path_of(&event);
         let series = event.series_key();
         let (evicted, stored) = self.keeper.keep(event).await;
@@ -257,6 +260,7 @@ impl Store {
             let at = self.backlog.partition_point(|s| s.path <= path);
             self.backlog.insert(at, Spooled { path, series });
         }
+        stored
     }
 
     /// The oldest spooled event of `series` (any series with `None`).
@@ -294,7 +298,9 @@ async fn spooling<T>(
     loop {
         tokio::select! {
             v = &mut fut => return v,
-            Some(e) = overflow.recv() => store.keep(e).await,
+            Some(e) = overflow.recv() => {
+                store.keep(e).await;
+            }
         }
     }
 }
@@ -436,11 +442,8 @@ impl Worker {
         if d.delivered() {
             return true;
         }
-        let retryable = d.retryable();
-        self.announce(&event, &d);
-        if retryable {
-            store.keep(event).await;
-        }
+        let spooled = d.retryable() && store.keep(event.clone()).await;
+        self.announce(&event, &d, spooled);
         false
     }
 
@@ -535,12 +538,12 @@ impl Worker {
     }
 
     /// After a failed delivery: announce it to the other webhooks.
-    fn announce(&self, event: &Event, d: &Delivery) {
+    fn announce(&self, event: &Event, d: &Delivery, spooled: bool) {
         // A failed `delivery_failed` is not announced again: no loops.
         if event.kind == EventType::DeliveryFailed {
             return;
         }
-        let spooled = if d.retryable() { "; spooled" } else { "" };
+        let spooled = if spooled { "; spooled" } else { "" };
         let why = d
             .error
             .as_ref()

@@ -167,7 +167,7 @@ impl Spool {
         state::private_dir(&self.state_dir.join("spool"))?;
         state::private_dir(&self.dir)?;
         let bytes = encode(event);
-        self.make_room(bytes.len() as u64, evicted)?;
+        self.make_room(bytes.len() as u64, event.level, evicted)?;
         let path = self.path_of(event);
         let name = path
             .file_name()
@@ -219,7 +219,10 @@ impl Spool {
         v
     }
 
-    fn make_room(&self, incoming: u64, evicted: &mut Evicted) -> io::Result<()> {
+    /// Evicts within the bounds for an incoming event of `level` and `incoming` bytes: the
+    /// oldest of the lowest level goes first, but never one above `level` (the incoming
+    /// event is then the one to lose: an error).
+    fn make_room(&self, incoming: u64, level: Level, evicted: &mut Evicted) -> io::Result<()> {
         loop {
             let files = self.list();
             let bytes: u64 = files
@@ -247,9 +250,15 @@ impl Spool {
                     victim = Some((e.level, p.clone(), e.kind, e.id));
                 }
             }
-            if let Some((level, path, kind, id)) = victim {
+            if let Some((victim_level, path, kind, id)) = victim {
+                if victim_level > level {
+                    return Err(io::Error::other(format!(
+                        "the spool is full ({MAX_SPOOL_EVENTS} events or {MAX_SPOOL_BYTES} bytes) of events above {}",
+                        level.as_str()
+                    )));
+                }
                 fs::remove_file(&path)?;
-                evicted.dropped.push((kind, id, level));
+                evicted.dropped.push((kind, id, victim_level));
             }
         }
     }
@@ -835,6 +844,11 @@ mod tests {
         let levels: Vec<Level> = evicted.dropped.iter().map(|d| d.2).collect();
         assert_eq!(&levels[..2], [Level::Info, Level::Warn], "INFO, then WARN");
         assert!(levels[2..].iter().all(|l| *l == Level::Critical));
+        assert_eq!(s.len(), MAX_SPOOL_EVENTS);
+        // Full of CRITICAL events: a new INFO is the one to lose, not an older CRITICAL.
+        let mut evicted = Evicted::default();
+        assert!(s.put(&event(20_000, Level::Info), &mut evicted).is_err());
+        assert_eq!(evicted, Evicted::default());
         assert_eq!(s.len(), MAX_SPOOL_EVENTS);
         // A torn file is moved aside, never a crash.
         let first = s.list()[0].clone();
