@@ -20,6 +20,7 @@ mod alertmanager_harness;
 mod bad_configs;
 mod escaping;
 mod faults;
+mod fifo_sources;
 mod include;
 mod layers;
 mod probe_hang;
