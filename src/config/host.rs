@@ -25,11 +25,24 @@ pub trait Host {
     fn open(&self, path: &Path) -> io::Result<()>;
     /// The environment variable `key`.
     fn env(&self, key: &str) -> Option<OsString>;
+    /// What is at `path` itself (a symbolic link there is not followed).
+    fn node(&self, path: &Path) -> Node;
 
     /// Whether `path` exists (symbolic links followed).
     fn exists(&self, path: &Path) -> bool {
         self.file_id(path).is_some()
     }
+}
+
+/// What a path names, a symbolic link there not followed ([`Host::node`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// Nothing (or nothing that can be looked at).
+    Missing,
+    /// A Unix socket.
+    Socket,
+    /// Anything else: a file, a directory, a symbolic link, a FIFO, a device.
+    Other,
 }
 
 /// The machine tocsin runs on: `std::fs` and `std::env`.
@@ -62,6 +75,15 @@ impl Host for RealHost {
 
     fn env(&self, key: &str) -> Option<OsString> {
         std::env::var_os(key)
+    }
+
+    fn node(&self, path: &Path) -> Node {
+        use std::os::unix::fs::FileTypeExt as _;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => Node::Socket,
+            Ok(_) => Node::Other,
+            Err(_) => Node::Missing,
+        }
     }
 }
 

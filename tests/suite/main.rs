@@ -18,6 +18,7 @@ mod agent;
 mod alertmanager;
 mod alertmanager_harness;
 mod bad_configs;
+mod control_socket;
 mod escaping;
 mod faults;
 mod fifo_sources;
