@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::control::Outcome;
 use crate::deliver::send::{send, Outgoing};
 use crate::deliver::{self, client::Client, Mode};
 use crate::event::{Event, EventId, EventType};
@@ -268,8 +269,8 @@ fn control(config: &std::path::Path, request: &str) -> ExitCode {
         Err(code) => return code,
     };
     let path = &cfg.agent.control_socket;
-    match crate::control::request(path, request) {
-        Ok(answer) => {
+    match ask(path, request) {
+        Ok(Outcome::Answer(answer)) => {
             print!("{answer}");
             if answer.starts_with("error:") {
                 ExitCode::from(2)
@@ -277,12 +278,38 @@ fn control(config: &std::path::Path, request: &str) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Ok(Outcome::Busy) => {
+            eprintln!(
+                "tocsin: the agent on {} is busy with other control clients; try again",
+                path.display()
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!(
                 "tocsin: no running agent answers on {} ({e})",
                 path.display()
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Tries of one control request while the agent answers busy, and the pause between them:
+/// about a second in all.
+const BUSY_TRIES: u32 = 8;
+const BUSY_PAUSE: Duration = Duration::from_millis(125);
+
+/// One control request, asked again (up to [`BUSY_TRIES`] times) while the agent is busy.
+fn ask(path: &std::path::Path, request: &str) -> std::io::Result<Outcome> {
+    let mut tries = 1;
+    loop {
+        match crate::control::request(path, request)? {
+            Outcome::Busy if tries < BUSY_TRIES => {
+                tries += 1;
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            outcome => return Ok(outcome),
         }
     }
 }

@@ -368,25 +368,29 @@ pub const CONTROL_CLIENTS: usize = 4;
 
 /// Serves the control socket beside the loop: each connection's request is read (bounded
 /// in size and time) in its own task, so an idle or slow client holds back neither
-/// sampling nor delivery; the loop only computes the answer.
+/// sampling nor delivery; the loop only computes the answer. At most [`CONTROL_CLIENTS`]
+/// connections hold a place; when all do, the one that has waited longest without a
+/// request gives its place to the newcomer ([`crate::control::Admission`]), so idle
+/// clients cannot lock `tocsin status` out.
 fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONTROL_CLIENTS));
     tokio::spawn(async move {
+        let mut admission = crate::control::Admission::new(CONTROL_CLIENTS);
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
+                // Out of descriptors, most likely: pause rather than spin on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tokio::spawn(crate::control::answer(
-                    conn,
-                    "error: busy: too many control clients; try again\n".into(),
-                ));
+            let Some(mut ticket) = admission.admit().await else {
+                tokio::spawn(crate::control::refuse(conn));
                 continue;
             };
             let to_loop = to_loop.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let request = crate::control::read_request(&mut conn).await;
+                let Ok(request) = ticket.read_request(&mut conn).await else {
+                    crate::control::refuse(conn).await;
+                    return;
+                };
                 let (tx, rx) = oneshot::channel();
                 if to_loop.send((request, tx)).await.is_err() {
                     return;
@@ -394,7 +398,11 @@ fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<Contr
                 if let Ok(answer) = rx.await {
                     crate::control::answer(conn, answer).await;
                 }
+                drop(ticket);
             });
+            // Let the new connection's task read what its client sent (and the loop
+            // tick) before the next connection may claim a place.
+            tokio::task::yield_now().await;
         }
     });
 }
