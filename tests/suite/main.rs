@@ -24,6 +24,7 @@ mod faults;
 mod fifo_sources;
 mod include;
 mod layers;
+mod log_lines;
 mod probe_hang;
 mod reliability;
 mod render_formats;
