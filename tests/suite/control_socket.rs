@@ -310,3 +310,80 @@ fn two_hundred_idle_clients_cut_neither_sampling_nor_status() {
     let s = siege(200);
     assert_unhurt(200, &s);
 }
+
+/// `status` and `replay` reach the agent while its config file on disk is broken: with
+/// `--socket PATH`, and with only the broken `-c FILE` through the last-known-good
+/// copy's `control_socket` (with a warning).
+#[test]
+fn status_and_replay_reach_the_agent_when_the_config_on_disk_is_broken() {
+    let dir = TempDir::new("sock-lkg");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    let sock = dir.path().join("control.sock");
+    let cfg = dir.path().join("tocsin.toml");
+    let agent_keys = format!(
+        "interval = \"200ms\"\nroot = \"{}\"\nstate_dir = \"{}/state\"\ncontrol_socket = \"{}\"",
+        root.display(),
+        dir.path().display(),
+        sock.display()
+    );
+    write_config(&cfg, &agent_keys, &rcv.url("/alarm"));
+    let _agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(Duration::from_secs(10), "the alarm", |r| !r.is_empty());
+    assert!(dir.path().join("state/last-good.toml").exists());
+
+    // A rollout breaks the file; the agent keeps running what it loaded.
+    let broken = std::fs::read_to_string(&cfg).unwrap().replace(
+        "format = \"cloudmonitor-json\"",
+        "format = \"cloudmonitor-jsno\"",
+    );
+    std::fs::write(&cfg, broken).unwrap();
+
+    let out = tocsin(&["status"], &cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "status with a broken FILE: {stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("mem-high")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("unknown format `cloudmonitor-jsno`"),
+        "FILE's errors: {stderr}"
+    );
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("last-known-good"))
+        .unwrap_or_else(|| panic!("a warning names the copy used: {stderr}"));
+    assert!(
+        warning.contains("last-good.toml") && warning.contains(&sock.display().to_string()),
+        "{warning}"
+    );
+
+    // --socket needs no config at all.
+    let missing = dir.path().join("missing.toml");
+    let sock_arg = sock.display().to_string();
+    let out = tocsin(&["status", "--socket", &sock_arg], &missing);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mem-high"));
+    let out = Command::new(bin())
+        .args([
+            "replay",
+            "01234567-89ab-7fff-bfff-ffffffffffff",
+            "--socket",
+            &sock_arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "answered: no such event");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no recent or spooled event"),
+        "the agent answered: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
