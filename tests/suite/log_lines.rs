@@ -113,3 +113,60 @@ format = "cloudmonitor-json"
         "every line is a log line of its own: {log}"
     );
 }
+
+/// A webhook whose receiver refuses every connection, fed by a rule that fires every
+/// 100 ms cycle: its failure and spooling lines repeat (same kind, same webhook) and are
+/// limited to 10 of each kind a minute; the rest is counted for a summary line.
+#[test]
+fn repeating_delivery_failures_are_limited_to_ten_a_minute() {
+    let dir = TempDir::new("log-flood");
+    let root = dir.path().join("root");
+    put(&root, "proc/uptime", "4242.00 100.00\n");
+    let closed = ClosedPort::new();
+    let cfg = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+hostname = "h"
+interval = "100ms"
+root = "{root}"
+state_dir = "{dir}/state"
+control_socket = "{dir}/control.sock"
+
+[[rule]]
+name = "up"
+metric = "uptime.seconds"
+critical = "> 1"
+repeat = "100ms"
+notify = ["w"]
+
+[[webhook]]
+name = "w"
+url = "http://127.0.0.1:{port}/"
+format = "cloudmonitor-json"
+events = ["alarm"]
+retries = 0
+"#,
+            root = root.display(),
+            dir = dir.path().display(),
+            port = closed.port(),
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&cfg, dir.path());
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(agent.stop());
+    let log = agent.log();
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let (gave_up, spooled) = (count("giving up on alarm"), count(" spooled ("));
+    eprintln!(
+        "4 s of a refused webhook: {gave_up} `giving up` and {spooled} `spooled` lines logged"
+    );
+    assert!(
+        gave_up >= 1 && spooled >= 1,
+        "the failures are logged: {log}"
+    );
+    assert!(gave_up <= 10, "{gave_up} `giving up` lines: {log}");
+    assert!(spooled <= 10, "{spooled} `spooled` lines: {log}");
+}
