@@ -1,7 +1,7 @@
 //! `[agent]`, and the host's identity when it is `auto`.
 
 use super::diag::Collector;
-use super::host::{read_to_string, Host, Node, RealHost};
+use super::host::{read_source_text, Host, Node, RealHost};
 use super::walk::*;
 use super::AgentSettings;
 use crate::event::Language;
@@ -173,7 +173,7 @@ pub fn auto_device_id(root: &Path) -> Option<String> {
 
 /// [`auto_device_id`] read from `host`.
 pub(super) fn auto_device_id_on(host: &dyn Host, root: &Path) -> Option<String> {
-    let machine_id = read_to_string(host, &root.join("etc/machine-id")).ok();
+    let machine_id = read_source_text(host, &root.join("etc/machine-id")).ok();
     if let Some(id) = machine_id
         .map(|s| s.trim().to_string())
         .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -184,7 +184,7 @@ pub(super) fn auto_device_id_on(host: &dyn Host, root: &Path) -> Option<String> 
     let mut ifaces = host.read_dir(&net).ok()?;
     ifaces.sort();
     ifaces.iter().filter(|n| *n != "lo").find_map(|n| {
-        let mac = read_to_string(host, &net.join(n).join("address"))
+        let mac = read_source_text(host, &net.join(n).join("address"))
             .ok()?
             .trim()
             .to_ascii_lowercase();
@@ -200,7 +200,7 @@ pub fn read_hostname(root: &Path) -> String {
 
 /// [`read_hostname`] read from `host`.
 pub(super) fn read_hostname_on(host: &dyn Host, root: &Path) -> String {
-    read_to_string(host, &root.join("proc/sys/kernel/hostname"))
+    read_source_text(host, &root.join("proc/sys/kernel/hostname"))
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty() && s.len() <= MAX_DIM_VALUE_LEN)

@@ -195,3 +195,55 @@ fn the_agent_samples_around_fifos_logs_once_and_stops_on_sigterm() {
         .file_type();
     assert!(kind.is_fifo(), "the FIFO is left as it was");
 }
+
+/// The device's identity under `root` (`hostname` and `device_id` = `auto`) is read the
+/// same way: a FIFO there is no identity, and `check` returns.
+#[test]
+fn check_returns_when_the_identity_files_are_fifos() {
+    let dir = TempDir::new("fifo-identity");
+    let root = dir.path().join("root");
+    for fifo in [
+        "proc/sys/kernel/hostname",
+        "etc/machine-id",
+        "sys/class/net/eth0/address",
+    ] {
+        mkfifo(&root.join(fifo));
+    }
+    put(&root, "sys/class/net/eth1/address", "02:00:00:00:00:01\n");
+    let cfg = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\ndevice_id = \"auto\"\nroot = \"{}\"\n\n[[rule]]\nname = \"r\"\nmetric = \"uptime.seconds\"\ncritical = \"> 1\"\nnotify = [\"w\"]\n\n[[webhook]]\nname = \"w\"\nurl = \"http://127.0.0.1:9/\"\nformat = \"template\"\nbody = '{{\"d\": \"${{device_id}}\", \"h\": \"${{hostname}}\"}}'\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut child = Command::new(bin())
+        .args(["render", "w", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > ONCE_WITHIN {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loading a config whose identity files are FIFOs did not return");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(r#""d": "02:00:00:00:00:01""#) && text.contains(r#""h": "localhost""#),
+        "the first readable MAC, and localhost for the FIFO hostname: {text}"
+    );
+}
