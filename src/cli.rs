@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::control::Outcome;
 use crate::deliver::send::{send, Outgoing};
 use crate::deliver::{self, client::Client, Mode};
 use crate::event::{Event, EventId, EventType};
@@ -29,11 +30,15 @@ USAGE:
   tocsin render WEBHOOK [-c FILE] [--rule R]
                                        print the exact request that would be sent (secrets redacted)
   tocsin test WEBHOOK [-c FILE]        send a `test` event now; print status and latency
-  tocsin status [-c FILE]              rules, outboxes and recent deliveries of the running agent
-  tocsin replay EVENT_ID [-c FILE]     re-send a recent or spooled event (new id, replay_of = the old)
+  tocsin status [-c FILE | --socket PATH]
+                                       rules, outboxes and recent deliveries of the running agent
+  tocsin replay EVENT_ID [-c FILE | --socket PATH]
+                                       re-send a recent or spooled event (new id, replay_of = the old)
   tocsin --version | --help
 
-FILE defaults to /etc/tocsin/tocsin.toml.
+FILE defaults to /etc/tocsin/tocsin.toml. status and replay reach the agent at FILE's
+control_socket, or at PATH; with an invalid FILE, at the control_socket of the
+last-known-good copy in its state_dir (with a warning).
 Exit codes: 0 ok, 1 config or usage error, 2 runtime failure.
 Signals: SIGHUP reloads the config (a bad one is rejected, the old one keeps running);
 SIGTERM drains in-flight deliveries for up to 5 s and stops.
@@ -81,6 +86,8 @@ pub enum Command {
     Status {
         /// `-c`.
         config: PathBuf,
+        /// `--socket`: the control socket, instead of the config's.
+        socket: Option<PathBuf>,
     },
     /// `replay EVENT_ID`.
     Replay {
@@ -88,6 +95,8 @@ pub enum Command {
         config: PathBuf,
         /// The event to re-send.
         id: String,
+        /// `--socket`: the control socket, instead of the config's.
+        socket: Option<PathBuf>,
     },
     /// `--help`.
     Help,
@@ -114,6 +123,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     };
     let mut config = PathBuf::from(DEFAULT_CONFIG);
     let (mut dry_run, mut metrics, mut rule, mut positional) = (false, false, None, Vec::new());
+    let mut socket = None;
     while let Some(a) = it.next() {
         match a {
             "-c" | "--config" => config = PathBuf::from(it.next().ok_or("-c needs a file")?),
@@ -121,6 +131,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "--metrics" if verb == "once" => metrics = true,
             "--rule" if verb == "render" => {
                 rule = Some(it.next().ok_or("--rule needs a rule name")?.to_string())
+            }
+            "--socket" if matches!(verb, "status" | "replay") => {
+                socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?))
             }
             "-h" | "--help" => return Ok(Command::Help),
             _ if a.starts_with('-') => {
@@ -153,11 +166,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             config,
             webhook: webhook()?,
         },
-        "status" => Command::Status { config },
+        "status" => Command::Status { config, socket },
         "replay" => match positional.as_slice() {
             [id] => Command::Replay {
                 config,
                 id: id.clone(),
+                socket,
             },
             _ => return Err("`replay` takes one EVENT_ID".into()),
         },
@@ -203,7 +217,14 @@ pub fn main() -> ExitCode {
             let (cfg, origin) = match load(&config) {
                 Ok(c) => (c, ConfigSource::Given),
                 Err(code) => match last_good(&config) {
-                    Some((cfg, lkg)) => (cfg, ConfigSource::LastGood(lkg)),
+                    Some((cfg, lkg)) => {
+                        crate::error!(
+                            "CONFIG {} IS INVALID (errors above): running the last-known-good copy {} instead; fix the file and reload",
+                            config.display(),
+                            lkg.display()
+                        );
+                        (cfg, ConfigSource::LastGood(lkg))
+                    }
                     None => return code,
                 },
             };
@@ -233,8 +254,8 @@ pub fn main() -> ExitCode {
             };
             render(&cfg, &webhook, rule.as_deref())
         }
-        Command::Status { config } => control(&config, "status"),
-        Command::Replay { config, id } => control(&config, &format!("replay {id}")),
+        Command::Status { config, socket } => control(&config, socket, "status"),
+        Command::Replay { config, id, socket } => control(&config, socket, &format!("replay {id}")),
         Command::Test { config, webhook } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -261,21 +282,51 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// `status` and `replay`: one request to the running agent's control socket.
-fn control(config: &std::path::Path, request: &str) -> ExitCode {
-    let cfg = match load(config) {
-        Ok(c) => c,
-        Err(code) => return code,
+/// `status` and `replay`: one request to the running agent's control socket — `socket`
+/// when given, else `config`'s, else (`config` is invalid: the agent may well be running
+/// its last-known-good copy, and this is when the operator needs `status`) the
+/// last-known-good copy's, with a warning.
+fn control(config: &std::path::Path, socket: Option<PathBuf>, request: &str) -> ExitCode {
+    let path = match socket {
+        Some(p) => p,
+        None => match load(config) {
+            Ok(cfg) => cfg.agent.control_socket,
+            Err(code) => match last_good(config) {
+                Some((cfg, lkg)) => {
+                    eprintln!(
+                        "tocsin: warning: {} is invalid (errors above); asking the agent at {}, the control_socket of the last-known-good copy {}",
+                        config.display(),
+                        cfg.agent.control_socket.display(),
+                        lkg.display()
+                    );
+                    cfg.agent.control_socket
+                }
+                None => {
+                    eprintln!(
+                        "tocsin: {} is invalid and has no last-known-good copy; name the socket with --socket PATH",
+                        config.display()
+                    );
+                    return code;
+                }
+            },
+        },
     };
-    let path = &cfg.agent.control_socket;
-    match crate::control::request(path, request) {
-        Ok(answer) => {
+    let path = &path;
+    match ask(path, request) {
+        Ok(Outcome::Answer(answer)) => {
             print!("{answer}");
             if answer.starts_with("error:") {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        Ok(Outcome::Busy) => {
+            eprintln!(
+                "tocsin: the agent on {} is busy with other control clients; try again",
+                path.display()
+            );
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!(
@@ -287,8 +338,27 @@ fn control(config: &std::path::Path, request: &str) -> ExitCode {
     }
 }
 
-/// At start with an invalid config: the last-known-good copy under its `state_dir` (read
-/// leniently from the broken file, else the default), if there is one and it validates.
+/// Tries of one control request while the agent answers busy, and the pause between them:
+/// about a second in all.
+const BUSY_TRIES: u32 = 8;
+const BUSY_PAUSE: Duration = Duration::from_millis(125);
+
+/// One control request, asked again (up to [`BUSY_TRIES`] times) while the agent is busy.
+fn ask(path: &std::path::Path, request: &str) -> std::io::Result<Outcome> {
+    let mut tries = 1;
+    loop {
+        match crate::control::request(path, request)? {
+            Outcome::Busy if tries < BUSY_TRIES => {
+                tries += 1;
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            outcome => return Ok(outcome),
+        }
+    }
+}
+
+/// For an invalid config: the last-known-good copy under its `state_dir` (read leniently
+/// from the broken file, else the default), if there is one and it validates.
 fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
     let state_dir = std::fs::read_to_string(config)
         .ok()
@@ -302,11 +372,6 @@ fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
         .unwrap_or_else(|| PathBuf::from("/var/lib/tocsin"));
     let lkg = service::last_good_path(&state_dir);
     let cfg = config::load_last_good(&lkg).ok()?;
-    crate::error!(
-        "CONFIG {} IS INVALID (errors above): running the last-known-good copy {} instead; fix the file and reload",
-        config.display(),
-        lkg.display()
-    );
     Some((cfg, lkg))
 }
 
@@ -565,6 +630,28 @@ mod tests {
                 webhook: "ops".into()
             })
         );
+        assert_eq!(
+            parse_args(&args("status --socket /run/s")),
+            Ok(Command::Status {
+                config: d(),
+                socket: Some("/run/s".into())
+            })
+        );
+        assert_eq!(
+            parse_args(&args("replay E -c f --socket s")),
+            Ok(Command::Replay {
+                config: "f".into(),
+                id: "E".into(),
+                socket: Some("s".into())
+            })
+        );
+        assert_eq!(
+            parse_args(&args("status")),
+            Ok(Command::Status {
+                config: d(),
+                socket: None
+            })
+        );
         assert_eq!(parse_args(&args("--version")), Ok(Command::Version));
         assert_eq!(parse_args(&args("check --help")), Ok(Command::Help));
     }
@@ -581,6 +668,9 @@ mod tests {
             "check extra",
             "status x",
             "replay",
+            "status --socket",
+            "check --socket s",
+            "run --socket s",
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a}");
         }

@@ -1,7 +1,7 @@
 //! `[agent]`, and the host's identity when it is `auto`.
 
 use super::diag::Collector;
-use super::host::{read_to_string, Host, RealHost};
+use super::host::{read_source_text, Host, Node, RealHost};
 use super::walk::*;
 use super::AgentSettings;
 use crate::event::Language;
@@ -97,7 +97,7 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Ag
         language,
         state_dir: PathBuf::from(get_path(c, t, "state_dir").unwrap_or("/var/lib/tocsin")),
         control_socket: PathBuf::from(
-            get_path(c, t, "control_socket").unwrap_or("/run/tocsin/control.sock"),
+            control_socket(c, t, host).unwrap_or("/run/tocsin/control.sock"),
         ),
         root,
         heartbeat_ms: get_duration(c, t, "heartbeat"),
@@ -105,12 +105,50 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Ag
     }
 }
 
+/// Longest path a Unix socket can be bound at, in bytes: `sun_path` holds 108 with the
+/// terminating NUL.
+pub const MAX_SOCKET_PATH_LEN: usize = 107;
+
 /// A non-empty path string.
 pub(super) fn get_path<'t>(c: &mut Collector, t: &'t DeTable, key: &str) -> Option<&'t str> {
+    get_path_at(c, t, key).map(|(s, _)| s)
+}
+
+/// [`get_path`] and where its value is.
+fn get_path_at<'t>(
+    c: &mut Collector,
+    t: &'t DeTable,
+    key: &str,
+) -> Option<(&'t str, Range<usize>)> {
     let (s, span) = get_str(c, t, key)?;
     if s.is_empty() {
         c.error(span, format!("`{key}` must not be empty"));
         return None;
+    }
+    Some((s, span))
+}
+
+/// `control_socket`: a path a Unix socket can be bound at, and where nothing but a socket
+/// (a stale one, which the agent replaces) already is: the agent never removes anything
+/// else there, so a file there would leave it without a socket.
+fn control_socket<'t>(c: &mut Collector, t: &'t DeTable, host: &dyn Host) -> Option<&'t str> {
+    let key = "control_socket";
+    let (s, span) = get_path_at(c, t, key)?;
+    if s.len() > MAX_SOCKET_PATH_LEN {
+        c.error(
+            span,
+            format!(
+                "`{key}` is {} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH_LEN}",
+                s.len()
+            ),
+        );
+    } else if s.contains('\0') {
+        c.error(span, format!("`{key}` must not contain NUL"));
+    } else if host.node(Path::new(s)) == Node::Other {
+        c.error(
+            span,
+            format!("`{key}` `{s}` exists and is not a socket: the agent removes only a stale socket there, never anything else"),
+        );
     }
     Some(s)
 }
@@ -135,7 +173,7 @@ pub fn auto_device_id(root: &Path) -> Option<String> {
 
 /// [`auto_device_id`] read from `host`.
 pub(super) fn auto_device_id_on(host: &dyn Host, root: &Path) -> Option<String> {
-    let machine_id = read_to_string(host, &root.join("etc/machine-id")).ok();
+    let machine_id = read_source_text(host, &root.join("etc/machine-id")).ok();
     if let Some(id) = machine_id
         .map(|s| s.trim().to_string())
         .filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -146,7 +184,7 @@ pub(super) fn auto_device_id_on(host: &dyn Host, root: &Path) -> Option<String> 
     let mut ifaces = host.read_dir(&net).ok()?;
     ifaces.sort();
     ifaces.iter().filter(|n| *n != "lo").find_map(|n| {
-        let mac = read_to_string(host, &net.join(n).join("address"))
+        let mac = read_source_text(host, &net.join(n).join("address"))
             .ok()?
             .trim()
             .to_ascii_lowercase();
@@ -162,7 +200,7 @@ pub fn read_hostname(root: &Path) -> String {
 
 /// [`read_hostname`] read from `host`.
 pub(super) fn read_hostname_on(host: &dyn Host, root: &Path) -> String {
-    read_to_string(host, &root.join("proc/sys/kernel/hostname"))
+    read_source_text(host, &root.join("proc/sys/kernel/hostname"))
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty() && s.len() <= MAX_DIM_VALUE_LEN)

@@ -1,5 +1,6 @@
 //! Config diagnostics: every problem with its file, line and column.
 
+use crate::log::Esc;
 use std::fmt;
 use std::ops::Range;
 
@@ -16,12 +17,18 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// `FILE:LINE:COL: message` on one line: control characters in the file name and the
+/// message (a value the message echoes) are escaped as log lines escape them
+/// ([`crate::log::Escaped`]).
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
+            Esc(&self.file),
+            self.line,
+            self.col,
+            Esc(&self.message)
         )
     }
 }
@@ -130,6 +137,19 @@ pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diagnostic_is_one_line_whatever_it_echoes() {
+        let d = Diagnostic {
+            file: "t.toml".into(),
+            line: 3,
+            col: 8,
+            message: "rule name `a\nb\0c` is bad".into(),
+        };
+        assert_eq!(d.to_string(), "t.toml:3:8: rule name `a\\nb\\u{0}c` is bad");
+        let two = Diagnostics(vec![d.clone(), d]);
+        assert_eq!(two.to_string().lines().count(), 2, "one line each");
+    }
 
     #[test]
     fn line_col_counts_characters_not_bytes() {

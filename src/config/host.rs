@@ -15,6 +15,13 @@ use std::path::Path;
 pub trait Host {
     /// The whole file at `path`.
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// A small file of the device's identity under `[agent] root` (the host name, the
+    /// machine id, a MAC address), read as the sampler reads its sources: one that is not
+    /// a regular file (a FIFO would block) is an error, and at most [`SOURCE_FILE_LEN`]
+    /// bytes are read.
+    fn read_source(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read_file(path)
+    }
     /// The names of the entries of directory `dir`, in no particular order.
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// Device and inode of `path` (symbolic links followed): two names of one file have
@@ -27,11 +34,27 @@ pub trait Host {
     fn open(&self, path: &Path) -> io::Result<()>;
     /// The environment variable `key`.
     fn env(&self, key: &str) -> Option<OsString>;
+    /// What is at `path` itself (a symbolic link there is not followed).
+    fn node(&self, path: &Path) -> Node;
 
     /// Whether `path` exists (symbolic links followed).
     fn exists(&self, path: &Path) -> bool {
         self.file_id(path).is_some()
     }
+}
+
+/// Most bytes [`Host::read_source`] reads.
+pub const SOURCE_FILE_LEN: u64 = 4096;
+
+/// What a path names, a symbolic link there not followed ([`Host::node`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// Nothing (or nothing that can be looked at).
+    Missing,
+    /// A Unix socket.
+    Socket,
+    /// Anything else: a file, a directory, a symbolic link, a FIFO, a device.
+    Other,
 }
 
 /// The machine tocsin runs on: `std::fs` and `std::env`. Only regular files are read or
@@ -43,6 +66,18 @@ pub struct RealHost;
 impl Host for RealHost {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         read_regular(path, u64::MAX, true)
+    }
+
+    fn read_source(&self, path: &Path) -> io::Result<Vec<u8>> {
+        use crate::source::{open_source, Link, Unread};
+        use std::io::Read as _;
+        let file = open_source(path, Link::Follow).map_err(|e| match e {
+            Unread::NotRegular => io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            Unread::Failed => io::Error::from(io::ErrorKind::NotFound),
+        })?;
+        let mut out = Vec::new();
+        file.take(SOURCE_FILE_LEN).read_to_end(&mut out)?;
+        Ok(out)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -66,6 +101,15 @@ impl Host for RealHost {
 
     fn env(&self, key: &str) -> Option<OsString> {
         std::env::var_os(key)
+    }
+
+    fn node(&self, path: &Path) -> Node {
+        use std::os::unix::fs::FileTypeExt as _;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => Node::Socket,
+            Ok(_) => Node::Other,
+            Err(_) => Node::Missing,
+        }
     }
 }
 
@@ -111,11 +155,28 @@ impl Host for LastGood<'_> {
     fn env(&self, key: &str) -> Option<OsString> {
         RealHost.env(key)
     }
+
+    fn read_source(&self, path: &Path) -> io::Result<Vec<u8>> {
+        RealHost.read_source(path)
+    }
+
+    fn node(&self, path: &Path) -> Node {
+        RealHost.node(path)
+    }
 }
 
 /// The file at `path` as text; not UTF-8 is an error, as [`std::fs::read_to_string`] has it.
 pub(super) fn read_to_string(host: &dyn Host, path: &Path) -> io::Result<String> {
-    String::from_utf8(host.read_file(path)?).map_err(|_| {
+    text(host.read_file(path)?)
+}
+
+/// [`Host::read_source`] as text.
+pub(super) fn read_source_text(host: &dyn Host, path: &Path) -> io::Result<String> {
+    text(host.read_source(path)?)
+}
+
+fn text(bytes: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(bytes).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             "stream did not contain valid UTF-8",

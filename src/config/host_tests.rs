@@ -87,6 +87,13 @@ impl Host for FakeHost {
     fn env(&self, key: &str) -> Option<OsString> {
         self.env.get(key).cloned()
     }
+
+    fn node(&self, path: &Path) -> Node {
+        match self.files.contains_key(path) || self.is_dir(path) {
+            true => Node::Other,
+            false => Node::Missing,
+        }
+    }
 }
 
 /// The messages, each with its place, as `file:line:col: message`.

@@ -17,9 +17,9 @@ mod webhook;
 
 pub use crate::deliver::url::{parse_url, Scheme, Url};
 pub use crate::util::percent_encode_into;
-pub use agent::{auto_device_id, read_hostname};
+pub use agent::{auto_device_id, read_hostname, MAX_SOCKET_PATH_LEN};
 pub use diag::{Diagnostic, Diagnostics};
-pub use host::{Host, RealHost};
+pub use host::{Host, Node, RealHost};
 pub use value::{parse_condition, parse_duration};
 pub use webhook::{
     alertmanager_target, Auth, ContentType, Egress, Endpoint, Filter, Format, Method, Payload,

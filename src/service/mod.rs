@@ -366,29 +366,45 @@ type ControlRequest = (Option<String>, oneshot::Sender<String>);
 /// At most this many control connections are served at once; more are answered `busy`.
 pub const CONTROL_CLIENTS: usize = 4;
 
-/// One control connection, served beside the loop: its request is read (bounded in size
-/// and time) here, so an idle or slow client holds back neither sampling nor delivery;
-/// the loop only computes the answer. Without a `slot` (all taken) it is answered `busy`.
-async fn serve_control(
-    mut conn: tokio::net::UnixStream,
-    slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    to_loop: mpsc::Sender<ControlRequest>,
-) {
-    let answer = match slot {
-        None => "error: busy: too many control clients; try again\n".into(),
-        Some(_slot) => {
-            let request = crate::control::read_request(&mut conn).await;
-            let (tx, rx) = oneshot::channel();
-            if to_loop.send((request, tx)).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(a) => a,
-                Err(_) => return,
-            }
+/// Serves the control socket beside the loop: each connection's request is read (bounded
+/// in size and time) in its own task, so an idle or slow client holds back neither
+/// sampling nor delivery; the loop only computes the answer. At most [`CONTROL_CLIENTS`]
+/// connections hold a place; when all do, the one that has waited longest without a
+/// request gives its place to the newcomer ([`crate::control::Admission`]), so idle
+/// clients cannot lock `tocsin status` out.
+fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
+    tokio::spawn(async move {
+        let mut admission = crate::control::Admission::new(CONTROL_CLIENTS);
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                // Out of descriptors, most likely: pause rather than spin on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Some(mut ticket) = admission.admit().await else {
+                tokio::spawn(crate::control::refuse(conn));
+                continue;
+            };
+            let to_loop = to_loop.clone();
+            tokio::spawn(async move {
+                let Ok(request) = ticket.read_request(&mut conn).await else {
+                    crate::control::refuse(conn).await;
+                    return;
+                };
+                let (tx, rx) = oneshot::channel();
+                if to_loop.send((request, tx)).await.is_err() {
+                    return;
+                }
+                if let Ok(answer) = rx.await {
+                    crate::control::answer(conn, answer).await;
+                }
+                drop(ticket);
+            });
+            // Let the new connection's task read what its client sent (and the loop
+            // tick) before the next connection may claim a place.
+            tokio::task::yield_now().await;
         }
-    };
-    crate::control::answer(conn, answer).await;
+    });
 }
 
 /// The answer to one control request.
@@ -452,24 +468,22 @@ pub async fn run(
     let started = Instant::now();
     let control_path = agent.config().agent.control_socket.clone();
     let (control_tx, mut control) = mpsc::channel::<ControlRequest>(CONTROL_CLIENTS);
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONTROL_CLIENTS));
-    let listener = match crate::control::bind(&control_path) {
-        Ok(l) => Some(l),
+    let bound = match crate::control::bind(&control_path) {
+        Ok(l) => {
+            serve_control(l, control_tx);
+            true
+        }
         Err(e) => {
             crate::warn!(
                 "no control socket at {} ({e}): tocsin status and replay will not reach this agent",
                 control_path.display()
             );
-            None
+            false
         }
     };
     tell(&sd, |n| n.ready(&status_line(agent.config())));
     loop {
         tokio::select! {
-            Some(conn) = async { match &listener { Some(l) => l.accept().await.ok().map(|(c, _)| c), None => std::future::pending().await } } => {
-                let slot = slots.clone().try_acquire_owned().ok();
-                tokio::spawn(serve_control(conn, slot, control_tx.clone()));
-            }
             Some((request, reply)) = control.recv() => {
                 let _ = reply.send(answer(&mut agent, request.as_deref(), started));
             }
@@ -491,7 +505,7 @@ pub async fn run(
         }
     }
     crate::info!("stopping");
-    if listener.is_some() {
+    if bound {
         let _ = std::fs::remove_file(&control_path);
     }
     tell(&sd, Notifier::stopping);

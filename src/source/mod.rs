@@ -5,6 +5,12 @@
 //! a zero, never a panic. The probes that can block — `tcp.up`, `exec.value` and statvfs of
 //! network and FUSE mounts — run on a small pool of worker threads (`pool`), so a tick
 //! never waits for them: their result is the sample of the first tick after they return.
+//!
+//! No file source can block a tick either: every file is opened with `O_NONBLOCK` and read
+//! only when it is a regular file (as every /proc and /sys file is), at most one buffer of
+//! it. A FIFO, a device or a socket where a source should be gives no sample; a name tocsin
+//! chose itself (`/proc/loadavg`, `/sys/class/net/IFACE/operstate`) is not followed when
+//! it is a symbolic link, a path from the config (`file.value`, `pidfile`) is.
 
 mod conntrack;
 mod cpu;
@@ -21,10 +27,11 @@ pub mod temp;
 mod uptime;
 
 use std::ffi::{CStr, CString, OsStr};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -109,6 +116,16 @@ struct ProcWatch {
     cpu: process::CpuTracker,
 }
 
+/// A `file.value` series: its file under `root`, the factor, and whether its file was
+/// found not to be a regular file (logged once, until it reads again).
+#[derive(Debug)]
+struct FileWatch {
+    path: PathBuf,
+    scale: f64,
+    dim: DimValue,
+    refused: bool,
+}
+
 /// A network or FUSE mount whose statvfs runs in the probe pool.
 #[derive(Debug)]
 struct RemoteMount {
@@ -155,7 +172,7 @@ pub struct Sampler {
     procs: Vec<ProcWatch>,
     clk_tck: u64,
     page_size: u64,
-    files: Vec<(PathBuf, f64, DimValue)>,
+    files: Vec<FileWatch>,
     tcps: Vec<(Task, DimValue)>,
     execs: Vec<(Task, DimValue)>,
     /// Network and FUSE mounts of the mounts file, by mount point.
@@ -213,7 +230,12 @@ impl Sampler {
                     totals: process::Totals::default(),
                     cpu: process::CpuTracker::default(),
                 }),
-                Probe::File { path, scale } => files.push((under_root(path), *scale, dim)),
+                Probe::File { path, scale } => files.push(FileWatch {
+                    path: under_root(path),
+                    scale: *scale,
+                    dim,
+                    refused: false,
+                }),
                 Probe::Tcp { target, timeout_ms } => {
                     let timeout = Duration::from_millis(*timeout_ms);
                     let job = Job::Tcp {
@@ -388,13 +410,23 @@ impl Sampler {
 
         self.sample_processes(now_ms, out)?;
 
-        for (path, scale, dim) in &self.files {
-            let v = self
-                .buf
-                .read(path)
-                .and_then(parse_number)
-                .map(|v| v * scale);
-            push(out, Metric::FileValue, Some("path"), dim, v)?;
+        for f in &mut self.files {
+            let v = match self.buf.read_linked(&f.path) {
+                Ok(text) => {
+                    f.refused = false;
+                    parse_number(text).map(|v| v * f.scale)
+                }
+                Err(Unread::NotRegular) if !f.refused => {
+                    f.refused = true;
+                    crate::warn!(
+                        "file.value {}: not a regular file (a FIFO, device, socket or directory): no sample; only regular files are read",
+                        f.dim
+                    );
+                    None
+                }
+                Err(_) => None,
+            };
+            push(out, Metric::FileValue, Some("path"), &f.dim, v)?;
         }
         for (task, dim) in &self.tcps {
             if let Poll::Ready(Outcome::Value(v)) = task.poll(now_ms) {
@@ -505,7 +537,11 @@ impl Sampler {
         for p in procs.iter_mut() {
             let Some(pidfile) = &p.pidfile else { continue };
             // A missing or stale pidfile means the service is not running: count 0.
-            let Some(pid) = buf.read(pidfile).and_then(process::parse_pidfile) else {
+            let pid = buf
+                .read_linked(pidfile)
+                .ok()
+                .and_then(process::parse_pidfile);
+            let Some(pid) = pid else {
                 continue;
             };
             let mut digits = [0u8; 10];
@@ -561,13 +597,15 @@ fn link_state(path_buf: &mut Vec<u8>, root: &[u8], iface: &str) -> Option<f64> {
 }
 
 /// Reads at most `out.len()` bytes of the file whose path is `parts` concatenated (built
-/// in the reused `path_buf`). None when it cannot be opened or read.
+/// in the reused `path_buf`). None when it cannot be opened or read, or is not a regular
+/// file.
 fn read_small(path_buf: &mut Vec<u8>, parts: &[&[u8]], out: &mut [u8]) -> Option<usize> {
     path_buf.clear();
     for p in parts {
         path_buf.extend_from_slice(p);
     }
-    let mut f = File::open(Path::new(OsStr::from_bytes(path_buf))).ok()?;
+    let path = Path::new(OsStr::from_bytes(path_buf));
+    let mut f = open_source(path, Link::Refuse).ok()?;
     let mut n = 0;
     while n < out.len() {
         match f.read(&mut out[n..]) {
@@ -653,6 +691,59 @@ fn push(
     }
 }
 
+/// Why a source file gave no text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unread {
+    /// Missing, or it could not be opened or read.
+    Failed,
+    /// Not a regular file: a FIFO, a device, a socket, a directory, or a symbolic link
+    /// where tocsin chose the name. Never read, so it cannot block.
+    NotRegular,
+}
+
+/// What the last component of a source path may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// A name tocsin chose (`/proc/loadavg`): a symbolic link there is not followed.
+    Refuse,
+    /// A path from the config, or `/proc/mounts` (a link to `self/mounts`): followed.
+    Follow,
+}
+
+/// Opens a source file so that neither the open nor a read can block: the path is looked
+/// at first (opening a device may act: a watchdog arms itself), then opened with
+/// `O_NONBLOCK` (a FIFO with no writer would block the open otherwise) and `O_NOCTTY`, and
+/// checked again on the descriptor (fstat), so a file swapped in between is caught too.
+/// /proc and /sys files are regular files.
+pub(crate) fn open_source(path: &Path, link: Link) -> Result<File, Unread> {
+    let looked = match link {
+        Link::Refuse => std::fs::symlink_metadata(path),
+        Link::Follow => std::fs::metadata(path),
+    };
+    match looked {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(Unread::NotRegular),
+        Err(_) => return Err(Unread::Failed),
+    }
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if link == Link::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Unread::NotRegular,
+            _ => Unread::Failed,
+        })?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(Unread::NotRegular),
+        Err(_) => Err(Unread::Failed),
+    }
+}
+
 /// One buffer, allocated once with capacity [`MAX_PROC_FILE_LEN`], that every file is read into.
 #[derive(Debug)]
 struct ReadBuf(Vec<u8>);
@@ -662,22 +753,27 @@ impl ReadBuf {
         ReadBuf(Vec::with_capacity(MAX_PROC_FILE_LEN))
     }
 
-    /// The contents of `path`, at most [`MAX_PROC_FILE_LEN`] bytes. A file that fills the
-    /// buffer is cut back to its last complete line, so parsers never see half a line.
+    /// The contents of `path`, a name tocsin chose ([`Link::Refuse`]), at most
+    /// [`MAX_PROC_FILE_LEN`] bytes. A file that fills the buffer is cut back to its last
+    /// complete line, so parsers never see half a line.
     fn read(&mut self, path: &Path) -> Option<&[u8]> {
-        self.load(path).then_some(&self.0[..])
+        self.load(path, Link::Refuse).ok().map(|()| &self.0[..])
     }
 
-    /// The contents of the first of `paths` that can be read.
+    /// [`ReadBuf::read`] of a path from the config ([`Link::Follow`]), saying why not.
+    fn read_linked(&mut self, path: &Path) -> Result<&[u8], Unread> {
+        self.load(path, Link::Follow).map(|()| &self.0[..])
+    }
+
+    /// The contents of the first of `paths` that can be read (links followed: the
+    /// mounts files).
     fn read_first(&mut self, paths: &[PathBuf]) -> Option<&[u8]> {
-        paths.iter().any(|p| self.load(p)).then_some(&self.0[..])
+        (paths.iter().any(|p| self.load(p, Link::Follow).is_ok())).then_some(&self.0[..])
     }
 
-    fn load(&mut self, path: &Path) -> bool {
+    fn load(&mut self, path: &Path, link: Link) -> Result<(), Unread> {
         self.0.clear();
-        let Ok(file) = File::open(path) else {
-            return false;
-        };
+        let file = open_source(path, link)?;
         // The buffer has MAX_PROC_FILE_LEN spare bytes and the reader stops there, so
         // read_to_end never reallocates.
         if file
@@ -685,7 +781,7 @@ impl ReadBuf {
             .read_to_end(&mut self.0)
             .is_err()
         {
-            return false;
+            return Err(Unread::Failed);
         }
         if self.0.len() == MAX_PROC_FILE_LEN {
             let complete = self
@@ -695,7 +791,7 @@ impl ReadBuf {
                 .map_or(0, |i| i + 1);
             self.0.truncate(complete);
         }
-        true
+        Ok(())
     }
 }
 
@@ -827,6 +923,109 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert_eq!(buf.read(&path), None);
         assert_eq!(buf.0.capacity(), MAX_PROC_FILE_LEN);
+    }
+
+    /// A FIFO at `path` that nobody writes.
+    fn fifo(path: &Path) {
+        let c = CString::new(path.as_os_str().as_bytes()).expect("path");
+        let _ = std::fs::remove_file(path);
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+
+    /// Runs `read` on another thread; fails if it does not return within 5 s (after
+    /// opening `fifo` for writing once, which lets a reader blocked in open or read go).
+    fn within_bound<T: Send + 'static>(
+        fifo: &Path,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(read());
+        });
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(v) => v,
+            Err(_) => {
+                drop(std::fs::OpenOptions::new().write(true).open(fifo));
+                panic!("reading {} blocked", fifo.display());
+            }
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_not_read_and_does_not_block() {
+        let dir = std::env::temp_dir().join(format!("tocsin-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("loadavg");
+        fifo(&path);
+        let p = path.clone();
+        let got = within_bound(&path, move || {
+            let mut buf = ReadBuf::new();
+            let refused = buf.read(&p).is_none();
+            let linked = buf.read_linked(&p).map(<[u8]>::to_vec);
+            let mut small = [0u8; 8];
+            let raw = p.as_os_str().as_bytes().to_vec();
+            let read_small = read_small(&mut Vec::new(), &[&raw], &mut small);
+            (refused, linked, read_small)
+        });
+        assert_eq!(got, (true, Err(Unread::NotRegular), None));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_link_is_followed_only_where_the_config_named_the_path() {
+        let dir = std::env::temp_dir().join(format!("tocsin-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let target = dir.join("target");
+        std::fs::write(&target, "42\n").expect("write");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let mut buf = ReadBuf::new();
+        assert_eq!(buf.read(&link), None, "a name tocsin chose: not followed");
+        assert_eq!(
+            buf.read_linked(&link),
+            Ok(&b"42\n"[..]),
+            "a config path: followed"
+        );
+        assert_eq!(
+            buf.read_linked(&dir),
+            Err(Unread::NotRegular),
+            "a directory"
+        );
+        let gone = dir.join("gone");
+        assert_eq!(buf.read_linked(&gone), Err(Unread::Failed));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_file_value_fifo_is_logged_once_and_gives_no_sample() {
+        let dir = std::env::temp_dir().join(format!("tocsin-fifo-value-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        fifo(&dir.join("value"));
+        let probe = Probe::File {
+            path: DimValue::try_from("/value").expect("dim"),
+            scale: 1.0,
+        };
+        let root = dir.clone();
+        let (refused, later) = within_bound(&dir.join("value"), move || {
+            let mut s = Sampler::with_probes(&root, &[probe]);
+            let mut out = Samples::new();
+            s.sample(0, &mut out);
+            let first = (value(&out, Metric::FileValue), s.files[0].refused);
+            out.clear();
+            s.sample(1000, &mut out);
+            assert!(s.files[0].refused, "still refused: not logged again");
+            std::fs::remove_file(root.join("value")).expect("rm");
+            std::fs::write(root.join("value"), "7\n").expect("write");
+            out.clear();
+            s.sample(2000, &mut out);
+            (first, (value(&out, Metric::FileValue), s.files[0].refused))
+        });
+        assert_eq!(refused, (None, true));
+        assert_eq!(later, (Some(7.0), false), "a regular file again is read");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -77,9 +77,16 @@ fn add(out: &mut Vec<TempInput>, key: &'static str, dim: &str, dir: &str, path: 
     }
 }
 
-/// The first line of a small text file, trimmed; None when missing or empty.
+/// Longest `type`, `name` or `temp*_label` file read.
+const LABEL_FILE_LEN: u64 = 256;
+
+/// The first line of a small text file (a regular file: see [`super::open_source`]; at
+/// most [`LABEL_FILE_LEN`] bytes of it), trimmed; None when missing, empty or not UTF-8.
 fn read_line(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::Read as _;
+    let file = super::open_source(path, super::Link::Refuse).ok()?;
+    let mut text = String::new();
+    file.take(LABEL_FILE_LEN).read_to_string(&mut text).ok()?;
     let line = text.lines().next()?.trim();
     (!line.is_empty()).then(|| line.to_string())
 }
