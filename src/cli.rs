@@ -360,8 +360,10 @@ fn ask(path: &std::path::Path, request: &str) -> std::io::Result<Outcome> {
 /// For an invalid config: the last-known-good copy under its `state_dir` (read leniently
 /// from the broken file, else the default), if there is one and it validates.
 fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
-    let state_dir = std::fs::read_to_string(config)
+    // Through the real host: a FIFO given as the config is refused, never waited on.
+    let state_dir = config::Host::read_file(&config::RealHost, config)
         .ok()
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| {
             t.get("agent")?

@@ -38,6 +38,8 @@ device_id = "rt-7"
 hostname = "rt-7"
 interval = "100ms"
 root = "{root}"
+state_dir = "{dir}/state"
+control_socket = "{dir}/control.sock"
 
 [[rule]]
 name = "wan-down"
@@ -61,7 +63,8 @@ format = "cloudmonitor-json"
 events = ["alarm", "recovery", "reboot"]
 retry_interval = "100ms"
 "#,
-        root = root.display()
+        root = root.display(),
+        dir = dir.display()
     );
     let path = dir.join("tocsin.toml");
     std::fs::write(&path, text).unwrap();
