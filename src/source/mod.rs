@@ -716,18 +716,18 @@ pub(crate) enum Link {
 /// checked again on the descriptor (fstat), so a file swapped in between is caught too.
 /// /proc and /sys files are regular files.
 pub(crate) fn open_source(path: &Path, link: Link) -> Result<File, Unread> {
-    let looked = match link {
-        Link::Refuse => std::fs::symlink_metadata(path),
-        Link::Follow => std::fs::metadata(path),
-    };
-    match looked {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(Unread::NotRegular),
-        Err(_) => return Err(Unread::Failed),
-    }
+    // A path from the config (`file.value`) is looked at before it is opened: opening some
+    // devices has effects of its own (a watchdog starts counting). The paths tocsin builds
+    // (/proc, /sys) are opened straight away, without following a link at the end, which
+    // saves a system call per file and cycle; the descriptor is checked either way.
     let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
-    if link == Link::Refuse {
-        flags |= libc::O_NOFOLLOW;
+    match link {
+        Link::Follow => match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(Unread::NotRegular),
+            Err(_) => return Err(Unread::Failed),
+        },
+        Link::Refuse => flags |= libc::O_NOFOLLOW,
     }
     let file = OpenOptions::new()
         .read(true)
@@ -737,10 +737,22 @@ pub(crate) fn open_source(path: &Path, link: Link) -> Result<File, Unread> {
             Some(libc::ELOOP) => Unread::NotRegular,
             _ => Unread::Failed,
         })?;
-    match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
-        Ok(_) => Err(Unread::NotRegular),
-        Err(_) => Err(Unread::Failed),
+    if is_regular(&file) {
+        Ok(file)
+    } else {
+        Err(Unread::NotRegular)
+    }
+}
+
+/// Whether the open file is a regular file (fstat: one system call, no path walk).
+fn is_regular(file: &File) -> bool {
+    use std::os::fd::AsRawFd as _;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the descriptor is open for the call's duration and `st` points to writable
+    // memory sized and aligned for `libc::stat`; it is read only when fstat returned 0.
+    unsafe {
+        libc::fstat(file.as_raw_fd(), st.as_mut_ptr()) == 0
+            && (st.assume_init().st_mode & libc::S_IFMT) == libc::S_IFREG
     }
 }
 
