@@ -389,7 +389,8 @@ fn runtime(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(f) {
+    // On the heap, not the main thread's stack: the agent's loop is a large future.
+    match rt.block_on(Box::pin(f)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tocsin: {e}");
