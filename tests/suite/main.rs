@@ -19,6 +19,7 @@ mod alertmanager;
 mod alertmanager_harness;
 mod backlog;
 mod bad_configs;
+mod boot;
 mod escaping;
 mod faults;
 mod include;
