@@ -308,7 +308,7 @@ pub mod state {
     //!
     //! What tocsin writes there is its own only, whatever the umask: files 0600
     //! ([`create_private`]), directories 0700 ([`private_dir`]). The directories tocsin
-    //! owns (`spool/`, `spool/<webhook>/`, `last-good.d/`) are tightened to 0700 when they
+    //! owns (`spool/`, `spool/<webhook>/`, `lkg.N/`) are tightened to 0700 when they
     //! are real directories of this user with another mode; `state_dir` itself is created
     //! 0700 when missing, but an existing one is never changed: it may be a symbolic link,
     //! shared, or the operator's choice.

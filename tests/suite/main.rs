@@ -33,4 +33,5 @@ mod sampler;
 mod security;
 mod skipping;
 mod state_dir;
+mod upgrade;
 mod webhooks;
