@@ -5,11 +5,11 @@
 //! ([`crate::notify`]). The status text is in `status.rs`, the last-known-good copy in
 //! `lkg.rs`.
 
-mod boot;
+pub mod boot;
 mod lkg;
 mod status;
 
-pub use lkg::{last_good_path, save_last_good, ConfigSource};
+pub use lkg::{decode_pointer, encode_pointer, last_good_path, save_last_good, ConfigSource};
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
