@@ -372,7 +372,7 @@ fn last_good(config: &std::path::Path) -> Option<(Config, PathBuf)> {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from("/var/lib/tocsin"));
-    let lkg = service::last_good_path(&state_dir);
+    let lkg = service::last_good_path(&state_dir)?;
     let cfg = config::load_last_good(&lkg).ok()?;
     Some((cfg, lkg))
 }

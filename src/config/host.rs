@@ -118,9 +118,9 @@ impl Host for RealHost {
 /// last component, at most [`MAX_CONFIG_LEN`] bytes, and one log line for one refused.
 /// Everything else the copy names (secrets, identity) is read as [`RealHost`] reads it.
 pub(super) struct LastGood<'a> {
-    /// `state_dir/last-good.toml`.
+    /// `state_dir/lkg.N/config.toml`.
     pub main: &'a Path,
-    /// The directory of the included copies, `state_dir/last-good.d`.
+    /// The directory of the included copies, `state_dir/lkg.N` (the main file's).
     pub copies: &'a Path,
 }
 

@@ -191,15 +191,16 @@ pub fn parse_with_host(src: &str, file: &str, host: &dyn Host) -> Result<Config,
     parse_with(src, file, None, host)
 }
 
-/// Reads the last-known-good copy at `path`: its included files are the copies in
-/// `last-good.d/` beside it, not what the include pattern matches today. The copies are
+/// Reads the last-known-good copy at `path`, the main file of a generation
+/// (`state_dir/lkg.N/config.toml`): its included files are the other files of its
+/// directory (`NNN-name`), not what the include pattern matches today. The copies are
 /// read as state files: a FIFO, a symbolic link or anything but a regular file in their
 /// place is refused, with a log line.
 ///
 /// # Errors
 /// As [`load`].
 pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
-    let dir = path.with_file_name(LAST_GOOD_DIR);
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let host = &host::LastGood {
         main: path,
         copies: &dir,
@@ -215,7 +216,8 @@ pub fn load_last_good(path: &Path) -> Result<Config, Diagnostics> {
     parse_with(&text, &path.display().to_string(), Some(&dir), host)
 }
 
-/// The directory, beside `last-good.toml`, that holds copies of the files it included.
+/// The first version's directory, beside its `last-good.toml`, of copies of the files it
+/// included; converted into a generation once.
 pub const LAST_GOOD_DIR: &str = "last-good.d";
 
 /// [`parse`]; with `include_dir`, the included files are every file there instead of

@@ -33,6 +33,10 @@ pub const MAX_SPOOL_EVENTS: usize = 256;
 pub const MAX_SPOOL_BYTES: u64 = 256 * 1024;
 
 const MAGIC: &[u8; 4] = b"TCSN";
+/// The spool format this version writes: byte 4 of every file, after [`MAGIC`]. The first
+/// version wrote 1 too (the layout has not changed since), and [`decode`] reads every
+/// version listed in its `match`: this one and the previous, so that an upgrade delivers
+/// what the old binary spooled. A version it does not know is set aside, never guessed.
 const VERSION: u8 = 1;
 /// Checksum length: the first bytes of SHA-256 over everything before it.
 const SUM_LEN: usize = 8;
@@ -291,7 +295,13 @@ pub fn load(path: &Path) -> Option<Event> {
     match decode(&bytes) {
         Some(e) => Some(e),
         None => {
-            state::set_aside(path, "is damaged (torn write or foreign file)");
+            let why = match format_version(&bytes) {
+                Some(v) if v != VERSION => {
+                    format!("is of spool format version {v}, which this version does not read")
+                }
+                _ => "is damaged (torn write or foreign file)".into(),
+            };
+            state::set_aside(path, &why);
             None
         }
     }
@@ -308,7 +318,7 @@ pub mod state {
     //!
     //! What tocsin writes there is its own only, whatever the umask: files 0600
     //! ([`create_private`]), directories 0700 ([`private_dir`]). The directories tocsin
-    //! owns (`spool/`, `spool/<webhook>/`, `last-good.d/`) are tightened to 0700 when they
+    //! owns (`spool/`, `spool/<webhook>/`, `lkg.N/`) are tightened to 0700 when they
     //! are real directories of this user with another mode; `state_dir` itself is created
     //! 0700 when missing, but an existing one is never changed: it may be a symbolic link,
     //! shared, or the operator's choice.
@@ -689,16 +699,29 @@ impl Reader<'_> {
     }
 }
 
-/// The event of `bytes`, or `None` when they are torn, foreign or of another version.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
-    if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
+/// The format version of a spool file's bytes (checksum and magic right), or `None` when
+/// they are torn or foreign. Pure and bounded, as [`decode`].
+pub fn format_version(bytes: &[u8]) -> Option<u8> {
+    if bytes.len() < MAGIC.len() + 1 + SUM_LEN || bytes.len() as u64 > MAX_FILE_LEN {
         return None;
     }
     let (body, sum) = bytes.split_at(bytes.len() - SUM_LEN);
-    if checksum(body) != sum || &body[..4] != MAGIC || body[4] != VERSION {
-        return None;
+    (checksum(body) == sum && &body[..4] == MAGIC).then_some(body[4])
+}
+
+/// The event of `bytes`, or `None` when they are torn, foreign or of a version this one
+/// does not read. Pure (no I/O) and bounded: at most [`MAX_FILE_LEN`] bytes are looked at.
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    match format_version(bytes)? {
+        // Version 1: the first version's format, and this one's.
+        VERSION => decode_v1(&bytes[MAGIC.len() + 1..bytes.len() - SUM_LEN]),
+        _ => None,
     }
-    let mut r = Reader(&body[5..]);
+}
+
+/// The fields of a version-1 file, between the version byte and the checksum.
+fn decode_v1(fields: &[u8]) -> Option<Event> {
+    let mut r = Reader(fields);
     let id = EventId(r.take(16)?.try_into().ok()?);
     let kind = *EventType::ALL.get(usize::from(r.u8()?))?;
     let rule = match r.u8()? {
@@ -816,6 +839,36 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert_eq!(decode(&flipped), None, "a flipped bit is detected");
+    }
+
+    #[test]
+    fn the_first_versions_spool_files_decode_and_an_unknown_version_is_refused() {
+        let v1: [&[u8]; 3] = [
+            include_bytes!("../../tests/fixtures/state-v1/state/spool/rcv/00000001796122704635-01a23141-7afb-784c-a3fb-920e1aa14489.ev"),
+            include_bytes!("../../tests/fixtures/state-v1/state/spool/rcv/00000001796122704636-01a23141-7afc-738a-a4ec-f1a7eca82656.ev"),
+            include_bytes!("../../tests/fixtures/state-v1/state/spool/rcv/00000001796122708631-01a23141-8a97-7468-ae6b-efd7a6b19307.ev"),
+        ];
+        let kinds: Vec<EventType> = v1.iter().map(|b| decode(b).unwrap().kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::AgentStart,
+                EventType::Alarm,
+                EventType::AgentStop
+            ]
+        );
+        let alarm = decode(v1[1]).unwrap();
+        assert_eq!(alarm.rule_name.as_str(), "mem-high-v1");
+        assert_eq!(alarm.timestamp_ms, 1_796_122_704_636);
+        // The same bytes re-encoded: the format did not change.
+        assert_eq!(encode(&alarm), v1[1]);
+        // A file of a later version, checksum right: refused, its version told.
+        let mut later = v1[1][..v1[1].len() - SUM_LEN].to_vec();
+        later[4] = 2;
+        let sum = checksum(&later);
+        later.extend_from_slice(&sum);
+        assert_eq!(format_version(&later), Some(2));
+        assert_eq!(decode(&later), None);
     }
 
     #[test]

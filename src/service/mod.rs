@@ -5,10 +5,11 @@
 //! ([`crate::notify`]). The status text is in `status.rs`, the last-known-good copy in
 //! `lkg.rs`.
 
+pub mod boot;
 mod lkg;
 mod status;
 
-pub use lkg::{last_good_path, save_last_good, ConfigSource};
+pub use lkg::{decode_pointer, encode_pointer, last_good_path, save_last_good, ConfigSource};
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
@@ -247,10 +248,13 @@ impl Agent {
         let now = self.clock.now_ms();
         self.samples.clear();
         self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
-        if let Some((prev, now)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
-            let detail = format!("uptime went back from {prev:.0} s to {now:.0} s");
-            crate::warn!("reboot detected: {detail}");
-            self.broadcast(EventType::Reboot, &detail);
+        if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
+            let agent = &self.cfg.agent;
+            if boot::uptime_went_back(&agent.root, &agent.state_dir, now) {
+                let detail = format!("uptime went back from {prev:.0} s to {up:.0} s");
+                crate::warn!("reboot detected: {detail}");
+                self.broadcast(EventType::Reboot, &detail);
+            }
         }
         let Agent {
             specs,
@@ -452,11 +456,21 @@ pub async fn run(
         t
     });
     log_rules(&cfg);
+    if let Some(w) = boot::volatile_warning(&cfg.agent.state_dir) {
+        crate::warn!("{w}");
+    }
+    let rebooted = (mode == Mode::Send)
+        .then(|| boot::at_start(&cfg.agent.root, &cfg.agent.state_dir, clock.now_ms()))
+        .flatten();
     if source == ConfigSource::Given && mode == Mode::Send {
         save_last_good(&path, &cfg.includes, &cfg.agent.state_dir);
     }
     let mut agent = Agent::new(Arc::new(cfg), mode, clock.clone())?;
     agent.broadcast(EventType::AgentStart, "");
+    if let Some(detail) = rebooted {
+        crate::warn!("reboot detected: {detail}");
+        agent.broadcast(EventType::Reboot, &detail);
+    }
     if let ConfigSource::LastGood(lkg) = &source {
         agent.broadcast(
             EventType::ConfigReload,

@@ -21,6 +21,9 @@ impl Agent {
             started.elapsed().as_secs(),
             cfg.agent.interval_ms
         );
+        if let Some(w) = super::boot::volatile_warning(&cfg.agent.state_dir) {
+            let _ = writeln!(s, "warning: {w}");
+        }
         let _ = writeln!(
             s,
             "\n{:<20} {:<20} {:>14} {:<9} STATE",

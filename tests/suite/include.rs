@@ -156,11 +156,13 @@ fn reload_reads_conf_d_again_and_the_fallback_keeps_its_own_copies() {
         (&"gw-7".into(), &"mem-high".into())
     );
     assert!(agent.stop());
-    let copies: Vec<_> = std::fs::read_dir(dir.path().join("state/last-good.d"))
+    let main = tocsin::service::last_good_path(&dir.path().join("state")).unwrap();
+    let mut copies: Vec<_> = std::fs::read_dir(main.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(copies, ["000-10-device.toml"]);
+    copies.sort();
+    assert_eq!(copies, ["000-10-device.toml", "config.toml"]);
 
     // A rollout breaks the device file; the device restarts on the fallback, which uses
     // the copy it kept, not the broken file.
@@ -193,7 +195,8 @@ fn the_fallback_reads_back_included_files_not_named_toml() {
     assert_eq!(loaded.rules.len(), 1);
     let state = dir.path().join("state");
     tocsin::service::save_last_good(&cfg, &loaded.includes, &state);
-    let lkg = tocsin::config::load_last_good(&tocsin::service::last_good_path(&state)).unwrap();
+    let lkg =
+        tocsin::config::load_last_good(&tocsin::service::last_good_path(&state).unwrap()).unwrap();
     assert_eq!(lkg.agent.device_id, "gw-7");
     assert_eq!(lkg.rules.len(), 1);
     assert_eq!(lkg.includes.len(), 1);

@@ -189,16 +189,17 @@ fn nothing_is_written_while_deliveries_succeed() {
     rcv.wait_for(WAIT, "40 deliveries", |r| r.len() >= 40);
     assert!(agent.stop());
     // The one file: the last-known-good config, written at start because it was new.
-    let files: Vec<String> = std::fs::read_dir(dir.path().join("state"))
+    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("state"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
+    files.sort();
     assert_eq!(
         files,
-        ["last-good.toml"],
+        ["lkg.1", "lkg.current"],
         "no spool, no temp files: zero bytes written by deliveries"
     );
-    let written = std::fs::metadata(dir.path().join("state/last-good.toml"))
+    let written = std::fs::metadata(dir.path().join("state/lkg.1/config.toml"))
         .unwrap()
         .modified()
         .unwrap();
@@ -208,7 +209,7 @@ fn nothing_is_written_while_deliveries_succeed() {
     rcv.wait_for(WAIT, "more deliveries", |r| r.len() >= n + 10);
     assert!(again.stop());
     assert_eq!(
-        std::fs::metadata(dir.path().join("state/last-good.toml"))
+        std::fs::metadata(dir.path().join("state/lkg.1/config.toml"))
             .unwrap()
             .modified()
             .unwrap(),
@@ -291,7 +292,7 @@ fn an_invalid_config_at_start_falls_back_to_the_last_known_good_copy() {
         "the errors are logged: {log}"
     );
     assert!(
-        log.contains("IS INVALID") && log.contains("last-good.toml"),
+        log.contains("IS INVALID") && log.contains("lkg.1/config.toml"),
         "loudly: {log}"
     );
 }

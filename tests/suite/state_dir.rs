@@ -202,22 +202,25 @@ fn a_foreign_last_known_good_copy_is_refused_never_waited_on() {
     std::fs::create_dir_all(&state).unwrap();
     let cfg = config(dir.path(), &root, &state, &rcv.url("/l"), "");
     let good = std::fs::read_to_string(&cfg).unwrap();
-    let lkg = state.join("last-good.toml");
+    let pointer = state.join("lkg.current");
+    let lkg = state.join("lkg.1/config.toml");
 
-    // A valid config and a FIFO where its copy goes: the agent starts and keeps a copy.
-    mkfifo(&lkg);
+    // A valid config and a FIFO where the pointer to its copy goes: the agent starts and
+    // keeps a copy.
+    mkfifo(&pointer);
     let mut agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(WAIT, "the alarm", |r| !r.is_empty());
     assert!(agent.stop());
     assert!(
-        std::fs::symlink_metadata(&lkg).unwrap().is_file(),
-        "a regular copy replaced the FIFO: {}",
+        std::fs::symlink_metadata(&pointer).unwrap().is_file()
+            && std::fs::symlink_metadata(&lkg).unwrap().is_file(),
+        "a regular pointer replaced the FIFO: {}",
         agent.log()
     );
     assert_eq!(std::fs::read_to_string(&lkg).unwrap(), good);
 
-    // An invalid config: the fallback reads no FIFO and follows no link, in last-good.toml
-    // or among its included copies. Each run ends at once (exit 1: no config to run).
+    // An invalid config: the fallback reads no FIFO and follows no link, in the copy of
+    // the main file or among its included copies. Each run ends at once (exit 1: no config to run).
     let broken = good.replace("critical = \"> 95\"", "critical = \"=> 95\"");
     std::fs::write(&cfg, &broken).unwrap();
     let copy = dir.path().join("copy.toml");
@@ -233,13 +236,12 @@ fn a_foreign_last_known_good_copy_is_refused_never_waited_on() {
         }),
         ("a FIFO", &|| {
             std::fs::write(&lkg, &included).unwrap();
-            std::fs::create_dir_all(state.join("last-good.d")).unwrap();
-            mkfifo(&state.join("last-good.d/000-extra.toml"));
+            mkfifo(&state.join("lkg.1/000-extra.toml"));
         }),
     ];
     for (i, (what, make)) in cases.iter().enumerate() {
         let _ = std::fs::remove_file(&lkg);
-        let _ = std::fs::remove_dir_all(state.join("last-good.d"));
+        let _ = std::fs::remove_file(state.join("lkg.1/000-extra.toml"));
         make();
         let (status, _, err) = run_bounded(
             Command::new(bin()).args(["run", "-c"]).arg(&cfg),
@@ -468,17 +470,19 @@ fn what_tocsin_writes_under_state_dir_is_owner_only_whatever_the_umask() {
     }
     drop((agent_a, agent_b));
 
-    let lkg = std::fs::read_to_string(real.join("last-good.toml")).unwrap();
+    let lkg = std::fs::read_to_string(real.join("lkg.1/config.toml")).unwrap();
     assert!(lkg.contains("s3cret-token"), "the copy holds the secret");
     let mut checked = Vec::new();
     for (path, want) in [
-        (real.join("last-good.toml"), 0o600),
-        (real.join("last-good.d"), 0o700),
-        (real.join("last-good.d/000-10-extra.toml"), 0o600),
+        (real.join("lkg.current"), 0o600),
+        (real.join("lkg.1"), 0o700),
+        (real.join("lkg.1/config.toml"), 0o600),
+        (real.join("lkg.1/000-10-extra.toml"), 0o600),
         (real.join("spool"), 0o700),
         (real.join("spool/rcv"), 0o700),
         (fresh.clone(), 0o700),
-        (fresh.join("last-good.toml"), 0o600),
+        (fresh.join("lkg.current"), 0o600),
+        (fresh.join("lkg.1/config.toml"), 0o600),
         (fresh.join("spool"), 0o700),
         (fresh.join("spool/rcv"), 0o700),
     ] {
