@@ -212,7 +212,7 @@ impl Agent {
         let rule_map: Vec<Option<usize>> = old
             .specs
             .iter()
-            .map(|o| self.specs.iter().position(|n| n == o))
+            .map(|o| self.specs.iter().position(|n| n.same_identity(o)))
             .collect();
         for (i, wh) in self.cfg.webhooks.iter().enumerate() {
             let Some(Sink::Alerts(new)) = &self.sinks[i] else {
