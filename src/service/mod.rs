@@ -275,7 +275,7 @@ impl Agent {
                 let same = h.last.state == state
                     && (state == crate::event::AlertState::Ok || h.last.level == level);
                 let mut event = h.last.clone();
-                if !(never_acked && same) && !stateful {
+                if !(stateful || (never_acked && same)) {
                     event.id = EventId::generate(now);
                     event.timestamp_ms = now;
                     event.state = state;

@@ -26,6 +26,7 @@ mod layers;
 mod probe_hang;
 mod reliability;
 mod render_formats;
+mod restart;
 mod router_agent;
 mod router_sources;
 mod sampler;
