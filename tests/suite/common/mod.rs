@@ -573,7 +573,8 @@ impl Agent {
         Agent::spawn(Command::new(bin()), config, dir)
     }
 
-    /// An agent with `vars` added to its environment.
+    /// An agent with `vars` added to its environment (the crash-point tests).
+    #[cfg_attr(not(feature = "crash-points"), allow(dead_code))]
     pub fn start_env(config: &Path, dir: &Path, vars: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(bin());
         cmd.envs(vars.iter().copied());
