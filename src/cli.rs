@@ -558,6 +558,7 @@ async fn send_test(cfg: &Config, i: usize) -> Result<(), String> {
             what: &what,
             quiet: false,
             max_attempts: 1,
+            first_failure: None,
         };
         let d = send(&mut client, &spec, &clock, out, None).await;
         let ms = d.elapsed.as_millis();

@@ -28,3 +28,5 @@ echo "== cargo test (default features: tls, builtin-roots)"
 cargo test --locked --all-targets
 echo "== cargo test --no-default-features (no TLS)"
 cargo test --locked --no-default-features --all-targets
+echo "== cargo test --features crash-points (restart tests that abort at crash points)"
+cargo test --locked --features crash-points --test suite restart::

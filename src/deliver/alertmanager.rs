@@ -654,6 +654,7 @@ impl Lane {
             what: &what,
             quiet: news == 0,
             max_attempts: u32::MAX,
+            first_failure: None,
         };
         let d = send(
             &mut self.client,

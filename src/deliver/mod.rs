@@ -83,6 +83,8 @@ pub struct Env {
     pub clock: Clock,
     /// Where sinks report events they gave up on.
     pub failures: mpsc::Sender<Failure>,
+    /// Where sinks report each 2xx of a rule event (the delivered state).
+    pub acks: mpsc::Sender<Ack>,
     /// Set when the drain time is up: sinks spool what they still hold and end.
     pub stop: watch::Receiver<bool>,
 }
@@ -261,3 +263,40 @@ pub struct Failure {
 
 /// Capacity of the failure channel; failures past it are logged only.
 pub const FAILURE_CAPACITY: usize = 16;
+
+/// A receiver took a rule event (a 2xx): reported to the agent, which keeps per series and
+/// webhook the *delivered state* (the firing-state file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The webhook that took it.
+    pub webhook: usize,
+    /// The event's [`Event::series_key`].
+    pub series: u64,
+    /// The event's id.
+    pub id: crate::event::EventId,
+    /// Its kind, state and level.
+    pub kind: crate::event::EventType,
+    /// The alert state it told.
+    pub state: crate::event::AlertState,
+    /// Its level.
+    pub level: crate::event::Level,
+}
+
+impl Ack {
+    /// The acknowledgement of `event` by webhook `webhook`.
+    pub fn of(webhook: usize, event: &Event) -> Ack {
+        Ack {
+            webhook,
+            series: event.series_key(),
+            id: event.id,
+            kind: event.kind,
+            state: event.state,
+            level: event.level,
+        }
+    }
+}
+
+/// Capacity of the acknowledgement channel: every event two full outboxes hold; an
+/// acknowledgement past it is lost, which costs at most a re-send with the same id after
+/// a restart.
+pub const ACK_CAPACITY: usize = 2 * crate::limits::OUTBOX_CAPACITY;

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// What became of an offered event.
@@ -81,6 +81,7 @@ impl Outbox {
             index,
             clock: env.clock.clone(),
             failures: env.failures.clone(),
+            acks: env.acks.clone(),
             stop: env.stop.clone(),
             gone: false,
             stats: SharedStats::default(),
@@ -294,12 +295,35 @@ async fn spooling<T>(
     overflow: &mut mpsc::Receiver<Event>,
     store: &mut Store,
 ) -> T {
+    spooling_early(fut, overflow, store, None).await.0
+}
+
+/// [`spooling`], and with `early` = (the signal of the first failed attempt, its event):
+/// spools that event as soon as the signal comes, while its retries go on. Returns
+/// whether it was so spooled.
+async fn spooling_early<T>(
+    fut: impl Future<Output = T>,
+    overflow: &mut mpsc::Receiver<Event>,
+    store: &mut Store,
+    early: Option<(oneshot::Receiver<()>, &Event)>,
+) -> (T, bool) {
     tokio::pin!(fut);
+    let (mut told, event) = match early {
+        Some((rx, e)) => (Some(rx), Some(e)),
+        None => (None, None),
+    };
+    let mut stored = false;
     loop {
         tokio::select! {
-            v = &mut fut => return v,
+            v = &mut fut => return (v, stored),
             Some(e) = overflow.recv() => {
                 store.keep(e).await;
+            }
+            r = async { match told.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } }, if told.is_some() => {
+                told = None;
+                if let (Ok(()), Some(e)) = (r, event) {
+                    stored = store.keep(e.clone()).await;
+                }
             }
         }
     }
@@ -323,6 +347,7 @@ struct Worker {
     buf: Box<[u8]>,
     clock: Clock,
     failures: mpsc::Sender<Failure>,
+    acks: mpsc::Sender<super::Ack>,
     stop: watch::Receiver<bool>,
     /// The receiver answered 410 Gone: nothing more is sent until a reload.
     gone: bool,
@@ -425,24 +450,45 @@ impl Worker {
         }
     }
 
-    /// Delivers a fresh event with the full retry policy; spools it when a later try
-    /// could succeed. Returns whether the receiver took it.
+    /// Delivers a fresh event with the full retry policy. It is spooled at its first
+    /// failed attempt, while the retries go on (a power cut during them loses nothing),
+    /// and the file removed again when a retry gets through or the receiver rejects it
+    /// for good. Returns whether the receiver took it.
     async fn send_fresh(
         &mut self,
         event: Event,
         store: &mut Store,
         overflow: &mut mpsc::Receiver<Event>,
     ) -> bool {
-        let d = spooling(self.send(&event, u32::MAX), overflow, store).await;
+        let (tell, told) = oneshot::channel();
+        let (d, early) = spooling_early(
+            self.send(&event, u32::MAX, Some(tell)),
+            overflow,
+            store,
+            Some((told, &event)),
+        )
+        .await;
         if d.status == Some(410) {
             // RFC 9110: the target is gone for good. Stop sending to it.
             crate::error!("webhook {}: the receiver answered 410 Gone: webhook disabled until the config is reloaded", self.spec.name);
             self.gone = true;
         }
+        if early && !d.retryable() {
+            // Delivered after all, or rejected for good: the spooled copy goes.
+            crate::crash_point!("spool.before-remove");
+            let path = store.keeper.spool.path_of(&event);
+            if let Some(i) = store.backlog.iter().position(|s| s.path == path) {
+                store.remove(i);
+            }
+        }
         if d.delivered() {
             return true;
         }
-        let spooled = d.retryable() && store.keep(event.clone()).await;
+        let spooled = if early {
+            d.retryable()
+        } else {
+            d.retryable() && store.keep(event.clone()).await
+        };
         self.announce(&event, &d, spooled);
         false
     }
@@ -463,7 +509,7 @@ impl Worker {
             store.backlog.remove(i);
             return true;
         };
-        let d = spooling(self.send(&event, 1), overflow, store).await;
+        let d = spooling(self.send(&event, 1, None), overflow, store).await;
         // The index may have moved while the attempt was in flight.
         let i = store
             .backlog
@@ -479,7 +525,12 @@ impl Worker {
     }
 
     /// Renders and delivers one event.
-    async fn send(&mut self, event: &Event, max_attempts: u32) -> Delivery {
+    async fn send(
+        &mut self,
+        event: &Event,
+        max_attempts: u32,
+        first_failure: Option<oneshot::Sender<()>>,
+    ) -> Delivery {
         let spec = self.spec.clone();
         let what = format!("{} {}", event.kind.as_str(), event.id.to_text());
         let d = match spec.prepare(event, self.clock.now_ms(), &mut self.buf) {
@@ -496,6 +547,7 @@ impl Worker {
                     what: &what,
                     quiet: false,
                     max_attempts,
+                    first_failure,
                 };
                 send(
                     &mut self.client,
@@ -508,6 +560,10 @@ impl Worker {
             }
         };
         self.record(event, &d);
+        if d.delivered() && event.rule.is_some() {
+            crate::crash_point!("ack.before-send");
+            let _ = self.acks.try_send(super::Ack::of(self.index, event));
+        }
         d
     }
 

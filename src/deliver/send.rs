@@ -68,6 +68,9 @@ pub struct Outgoing<'a> {
     /// `u32::MAX` (the outbox), a certificate failing under a clock not yet set holds the
     /// request until the clock is set.
     pub max_attempts: u32,
+    /// Told once, after the first failed attempt that will be retried: the outbox spools
+    /// the event then, while the retries go on, so a power cut during them loses nothing.
+    pub first_failure: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Runs `fut` unless `stop` is (or becomes) set; `None` when stopped.
@@ -101,6 +104,7 @@ pub async fn send(
     let ep = &spec.endpoint;
     let name = &spec.name;
     let (id, what) = (out.id, out.what);
+    let mut first_failure = out.first_failure;
     let policy = RetryPolicy {
         retries: ep.retries,
         interval_ms: ep.retry_interval_ms,
@@ -177,6 +181,9 @@ pub async fn send(
                 return end(attempt, last_status, Some(error));
             }
             Verdict::Retry if attempt < attempts_allowed => {
+                if let Some(tell) = first_failure.take() {
+                    let _ = tell.send(());
+                }
                 let delay = policy.delay_ms(retry_after, random_u32());
                 crate::warn!(
                     "webhook {name}: {what} attempt {attempt}/{attempts_allowed} failed: {error}; retrying in {delay} ms"

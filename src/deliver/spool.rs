@@ -415,17 +415,34 @@ pub mod state {
     /// # Errors
     /// Any step failed; `path` is as it was.
     pub fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+        write_atomic_steps(path, tmp, bytes, &mut |_| {})
+    }
+
+    /// [`write_atomic`], calling `step` between its steps (`after-temp`: the temporary
+    /// file is written and fsynced; `after-rename`) — where a test build puts crash points.
+    ///
+    /// # Errors
+    /// Any step failed; `path` is as it was.
+    pub fn write_atomic_steps(
+        path: &Path,
+        tmp: &Path,
+        bytes: &[u8],
+        step: &mut dyn FnMut(&'static str),
+    ) -> io::Result<()> {
         // One a crash left behind would make O_EXCL fail.
         match fs::remove_file(tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let write = || -> io::Result<()> {
+        let mut write = || -> io::Result<()> {
             let mut f = create_private(tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
-            fs::rename(tmp, path)
+            step("after-temp");
+            fs::rename(tmp, path)?;
+            step("after-rename");
+            Ok(())
         };
         write().inspect_err(|_| {
             let _ = fs::remove_file(tmp);

@@ -108,7 +108,8 @@
 //! [`MAX_SERIES_PER_RULE`]: crate::limits::MAX_SERIES_PER_RULE
 
 use super::{
-    glob_match, AlertState, Level, Millis, NoData, RuleSpec, SeriesView, Transition, TransitionKind,
+    glob_match, AlertState, Level, Millis, NoData, Restore, RuleSpec, SeriesView, Transition,
+    TransitionKind,
 };
 use crate::limits::MAX_SERIES_PER_RULE;
 use crate::metric::{DimValue, Sample};
@@ -496,8 +497,10 @@ impl Evaluator {
     }
 
     /// After a reload: takes over the state (series, counters, firing level) of every rule
-    /// of `old` whose spec is unchanged, so a reload neither re-fires nor forgets alerts.
-    /// Returns how many rules kept their state.
+    /// of `old` with the same identity ([`RuleSpec::same_identity`]: name, metric, dimension
+    /// key), so a reload neither re-fires nor forgets alerts; a rule whose thresholds,
+    /// `times`, `repeat` or `notify` changed keeps its episode and is re-evaluated under
+    /// the new spec from the next sample. Returns how many rules kept their state.
     pub fn carry_over(
         &mut self,
         rules: &[RuleSpec],
@@ -507,7 +510,7 @@ impl Evaluator {
         let mut old_states: Vec<Option<RuleState>> = old.rules.into_iter().map(Some).collect();
         let mut kept = 0;
         for (i, spec) in rules.iter().enumerate() {
-            let Some(j) = old_rules.iter().position(|o| o == spec) else {
+            let Some(j) = old_rules.iter().position(|o| o.same_identity(spec)) else {
                 continue;
             };
             if let (Some(state), Some(slot)) = (
@@ -519,6 +522,61 @@ impl Evaluator {
             }
         }
         kept
+    }
+
+    /// At start: puts back a series of rule `rule` as the firing-state file recorded it,
+    /// so that it continues its episode instead of firing anew. Only ALERT and
+    /// INSUFFICIENT_DATA are restored (an OK series needs nothing). An ALERT series keeps
+    /// repeating `repeat` after `r.last_notified_ms`; with clearing samples it recovers
+    /// after `clear_times` as usual, carrying `r.first_ms`; an INSUFFICIENT_DATA series
+    /// recovers when data returns. Returns whether it was restored (the rule exists, the
+    /// rule has room). Allocates nothing: the series go into the fixed vectors.
+    pub fn restore(&mut self, rule: usize, r: &Restore) -> bool {
+        let phase = match r.state {
+            AlertState::Alert => Phase::Alert,
+            AlertState::InsufficientData => Phase::NoData,
+            AlertState::Ok => return false,
+        };
+        let Some(st) = self.rules.get_mut(rule) else {
+            return false;
+        };
+        let pos = match st
+            .series
+            .iter()
+            .position(|s| s.dim == r.dim && (s.placeholder || s.key == r.key))
+        {
+            Some(p) => p,
+            None => {
+                if let Some(ph) = st.series.iter().position(|s| s.placeholder) {
+                    if st.series[ph].phase == Phase::Ok {
+                        st.series.remove(ph);
+                    }
+                }
+                if st
+                    .series
+                    .push(Series::new(r.key, r.dim.clone(), false))
+                    .is_err()
+                {
+                    return false;
+                }
+                st.series.len() - 1
+            }
+        };
+        let s = &mut st.series[pos];
+        if !(s.placeholder && r.dim.is_empty() && phase == Phase::NoData) {
+            s.placeholder = false;
+            s.key = r.key;
+        }
+        s.reset();
+        s.phase = phase;
+        s.level = r.level;
+        s.first_ms = r.first_ms;
+        s.last_ms = r.last_ms;
+        s.episode = r.times;
+        s.last_notified = r.last_notified_ms;
+        // An ALERT series counts as breaching: N-of-M needs no fresh history to stay.
+        s.history = if phase == Phase::Alert { 1 } else { 0 };
+        true
     }
 
     /// Samples ignored because their rule already tracked [`MAX_SERIES_PER_RULE`] series
@@ -745,7 +803,7 @@ mod tests {
     use TransitionKind::{Alarm, NoData as ND, Recovery as Rec};
 
     #[test]
-    fn carry_over_keeps_unchanged_rules_only() {
+    fn carry_over_keeps_rules_of_the_same_identity() {
         let a = rule_spec_for_carry("a", 90.0);
         let b = rule_spec_for_carry("b", 90.0);
         let old_rules = vec![a.clone(), b.clone()];
@@ -759,15 +817,97 @@ mod tests {
         let mut fired = 0;
         old.evaluate(&old_rules, &s, 0, &mut |_| fired += 1);
         assert_eq!(fired, 2);
-        // Reload: `a` unchanged (and moved), `b` with a new threshold.
-        let new_rules = vec![rule_spec_for_carry("b", 80.0), a.clone()];
+        // Reload: `a` unchanged (and moved), `b` with a new threshold, `c` is `b`'s old
+        // spec under a new name (a new identity).
+        let new_rules = vec![
+            rule_spec_for_carry("b", 80.0),
+            a.clone(),
+            rule_spec_for_carry("c", 90.0),
+        ];
         let mut new = Evaluator::new(&new_rules);
-        assert_eq!(new.carry_over(&new_rules, old, &old_rules), 1);
+        assert_eq!(new.carry_over(&new_rules, old, &old_rules), 2);
         let mut out = Vec::new();
         new.evaluate(&new_rules, &s, 5000, &mut |t| out.push(t));
-        // `a` is still firing (no new alarm); `b` starts fresh and fires again.
+        // `a` and `b` keep firing (no new alarm); `c` starts fresh and fires.
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(out[0].rule, 0);
+        assert_eq!(out[0].rule, 2);
+        // `b` is re-evaluated under its new threshold: 85 still breaches > 80, 70 clears.
+        let low = |v| {
+            [Sample {
+                metric: Metric::MemUsed,
+                key: None,
+                dim: DimValue::new(),
+                value: v,
+            }]
+        };
+        let mut out = Vec::new();
+        new.evaluate(&new_rules, &low(85.0), 10_000, &mut |t| out.push(t));
+        assert!(out.iter().all(|t| t.rule != 0), "{out:?}");
+        new.evaluate(&new_rules, &low(70.0), 15_000, &mut |t| out.push(t));
+        let rec: Vec<_> = out.iter().filter(|t| t.rule == 0).collect();
+        assert_eq!(rec.len(), 1, "{out:?}");
+        assert_eq!(rec[0].kind, Rec);
+        assert_eq!(rec[0].first_trigger_ms, 0);
+    }
+
+    #[test]
+    fn a_restored_series_continues_its_episode() {
+        let mut r = mem_rule();
+        r.repeat_ms = Some(60_000);
+        r.clear_times = 2;
+        let rules = vec![r];
+        let mut ev = Evaluator::new(&rules);
+        let restore = Restore {
+            key: None,
+            dim: DimValue::new(),
+            state: AlertState::Alert,
+            level: C,
+            first_ms: 1_000,
+            last_ms: 2_000,
+            times: 7,
+            last_notified_ms: 100_000,
+        };
+        assert!(ev.restore(0, &restore));
+        let mut out = Vec::new();
+        // Still breaching: no alarm, and no repeat before 100 000 + 60 000.
+        ev.evaluate(&rules, &[mem(97.0)], 105_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(97.0)], 150_000, &mut |t| out.push(t));
+        assert!(out.is_empty(), "{out:?}");
+        ev.evaluate(&rules, &[mem(97.0)], 160_000, &mut |t| out.push(t));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].kind, out[0].level, out[0].prev_level),
+            (Alarm, C, C)
+        );
+        assert_eq!(out[0].first_trigger_ms, 1_000);
+        assert_eq!(out[0].times, 10);
+        // Clears after clear_times, carrying the episode's first trigger.
+        out.clear();
+        ev.evaluate(&rules, &[mem(50.0)], 165_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(50.0)], 170_000, &mut |t| out.push(t));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind, Rec);
+        assert_eq!((out[0].first_trigger_ms, out[0].times), (1_000, 10));
+
+        // INSUFFICIENT_DATA: its OK comes when data returns.
+        let mut ev = Evaluator::new(&rules);
+        let nd = Restore {
+            state: AlertState::InsufficientData,
+            ..restore
+        };
+        assert!(ev.restore(0, &nd));
+        let mut out = Vec::new();
+        ev.evaluate(&rules, &[mem(50.0)], 105_000, &mut |t| out.push(t));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].kind, out[0].state), (Rec, AlertState::Ok));
+        assert_eq!(out[0].first_trigger_ms, 1_000);
+        // OK is not restored, nor a rule that does not exist.
+        let ok = Restore {
+            state: AlertState::Ok,
+            ..nd.clone()
+        };
+        assert!(!ev.restore(0, &ok));
+        assert!(!ev.restore(5, &nd));
     }
 
     fn rule_spec_for_carry(name: &str, warn: f64) -> RuleSpec {

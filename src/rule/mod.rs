@@ -53,6 +53,13 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
+    /// Whether `other` is the same rule: name, metric and dimension key (`match_key`). A
+    /// change of anything else (thresholds, `times`, `repeat`, `notify`, the match glob…)
+    /// keeps a rule's episodes; a changed identity is a removed rule and a new one.
+    pub fn same_identity(&self, other: &RuleSpec) -> bool {
+        self.name == other.name && self.metric == other.metric && self.match_key == other.match_key
+    }
+
     /// The highest level whose threshold `x` breaches.
     pub fn level_of(&self, x: f64) -> Option<Level> {
         [Level::Critical, Level::Warn, Level::Info]
@@ -132,6 +139,28 @@ impl Transition {
             replay_of: None,
         }
     }
+}
+
+/// A series as the firing-state file recorded it, for [`Evaluator::restore`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restore {
+    /// The samples' dimension key, as the series had it.
+    pub key: Option<&'static str>,
+    /// The dimension value.
+    pub dim: DimValue,
+    /// ALERT or INSUFFICIENT_DATA (OK is not restored).
+    pub state: AlertState,
+    /// The firing level, or the no-data event's.
+    pub level: Level,
+    /// The episode's first trigger.
+    pub first_ms: Millis,
+    /// The latest trigger.
+    pub last_ms: Millis,
+    /// Breaches counted in the episode.
+    pub times: u32,
+    /// When the next repeat counts from (the service picks it: see the module docs of
+    /// `service::firing`).
+    pub last_notified_ms: Millis,
 }
 
 /// A row of `tocsin once`: a series' current state.

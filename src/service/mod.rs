@@ -6,6 +6,7 @@
 //! `lkg.rs`.
 
 pub mod boot;
+pub mod firing;
 mod lkg;
 mod status;
 
@@ -13,7 +14,7 @@ pub use lkg::{decode_pointer, encode_pointer, last_good_path, save_last_good, Co
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::deliver::{self, Env, Failure, Mode, Sink};
+use crate::deliver::{self, Ack, Env, Failure, Mode, Sink};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{Metric, Samples};
 use crate::notify::{self, Notifier};
@@ -58,6 +59,15 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// What a sink reports to the agent.
+#[derive(Debug)]
+pub enum Report {
+    /// It gave up on an event.
+    Failure(Failure),
+    /// A receiver took a rule event.
+    Ack(Ack),
+}
+
 /// One configuration's worth of running state.
 pub struct Agent {
     cfg: Arc<Config>,
@@ -71,6 +81,15 @@ pub struct Agent {
     /// Sinks report events they gave up on here.
     failures: mpsc::Receiver<Failure>,
     failed_tx: mpsc::Sender<Failure>,
+    /// Sinks report each 2xx of a rule event here.
+    acks: mpsc::Receiver<Ack>,
+    /// The delivered state and the firing-state file's content.
+    firing: firing::Firing,
+    /// Owed events not yet handed over (paced: at most what an outbox holds at once).
+    owed: std::collections::VecDeque<(usize, Event)>,
+    /// The firing-state write in flight, if any (one at a time, in order).
+    writing: Option<tokio::task::JoinHandle<()>>,
+    mode: Mode,
     /// Set when the drain time is up: sinks spool what they still hold.
     stop: watch::Sender<bool>,
     clock: Clock,
@@ -97,10 +116,12 @@ impl Agent {
         let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
         let (failed_tx, failures) = mpsc::channel(deliver::FAILURE_CAPACITY);
         let (stop, stop_rx) = watch::channel(false);
+        let (acks_tx, acks) = mpsc::channel(deliver::ACK_CAPACITY);
         let env = Env {
             mode,
             clock: clock.clone(),
             failures: failed_tx.clone(),
+            acks: acks_tx,
             stop: stop_rx,
         };
         let mut sinks = Vec::with_capacity(cfg.webhooks.len());
@@ -139,9 +160,235 @@ impl Agent {
             cfg,
             failures,
             failed_tx,
+            acks,
+            firing: firing::Firing::default(),
+            owed: std::collections::VecDeque::new(),
+            writing: None,
+            mode,
             stop,
             clock,
         })
+    }
+
+    /// At start: loads the firing-state file and reconciles (see [`Agent::reconcile`]).
+    pub fn restore_firing(&mut self) {
+        if self.mode != Mode::Send {
+            return;
+        }
+        let Some(set) = firing::load(&self.cfg.agent.state_dir) else {
+            return;
+        };
+        if set.device_id != self.cfg.agent.device_id {
+            crate::warn!(
+                "firing state was recorded for device {:?}, this is {:?}: dropping its {} series (their events would go out under the old identity)",
+                set.device_id,
+                self.cfg.agent.device_id,
+                set.entries.len()
+            );
+            self.firing.dirty = true;
+            return;
+        }
+        crate::info!("firing state: {} series restored", set.entries.len());
+        self.firing.set = set;
+        self.reconcile(true);
+    }
+
+    /// Reconciles every series of the firing state with this config. With `restart`, a
+    /// series of a rule that still exists continues its episode in the evaluator (no new
+    /// alarm; its next repeat `repeat` after this start). A series of a rule that is gone
+    /// is OK now (its recovery is owed). Then each webhook gets the event it owes: the
+    /// recorded last event again, with its id, when that was never acknowledged, else a
+    /// new event with the current state — honouring its `events` and `min_level`, paced.
+    /// An Alertmanager webhook is handed the current state of every series (its table
+    /// starts empty).
+    fn reconcile(&mut self, restart: bool) {
+        let now = self.clock.now_ms();
+        let mut entries = std::mem::take(&mut self.firing.set.entries);
+        for e in &mut entries {
+            let dim_key = e.key.or_else(|| e.metric.dimension());
+            let rule = self.specs.iter().position(|r| {
+                r.name == e.rule_name
+                    && r.metric == e.metric
+                    && (r.match_key.is_none() || r.match_key == dim_key)
+            });
+            match rule {
+                Some(idx) if restart && e.state != crate::event::AlertState::Ok => {
+                    // The repeat is due `repeat` after the later of the stored last
+                    // notification and this start: this start, or, with a wall clock that
+                    // is implausible (before 2020, earlier than the stored time), this
+                    // start all the same — never a timer derived from a stored time.
+                    let restored = self.evaluator.restore(
+                        idx,
+                        &crate::rule::Restore {
+                            key: e.key,
+                            dim: e.dim.clone(),
+                            state: e.state,
+                            level: e.level,
+                            first_ms: e.first_ms,
+                            last_ms: e.last_ms,
+                            times: e.times,
+                            last_notified_ms: now,
+                        },
+                    );
+                    if !restored {
+                        crate::warn!(
+                            "firing state: rule {} has no room for series {:?}; it recovers",
+                            e.rule_name,
+                            e.dim.as_str()
+                        );
+                        e.state = crate::event::AlertState::Ok;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if e.state != crate::event::AlertState::Ok {
+                        crate::info!(
+                            "firing state: rule {} ({}) is gone from the config: series {:?} recovers",
+                            e.rule_name,
+                            e.metric.name(),
+                            e.dim.as_str()
+                        );
+                        e.state = crate::event::AlertState::Ok;
+                        self.firing.dirty = true;
+                    }
+                }
+            }
+            let rule_idx = rule;
+            let state = e.state;
+            let level = e.level;
+            let before = e.hooks.len();
+            let mut hooks = std::mem::take(&mut e.hooks);
+            hooks.retain_mut(|h| {
+                let Some(w) = self
+                    .cfg
+                    .webhooks
+                    .iter()
+                    .position(|c| c.name == h.webhook.as_str())
+                else {
+                    return false;
+                };
+                let stateful = matches!(self.sinks[w], Some(Sink::Alerts(_)));
+                let owes = e.owes(h);
+                if !owes && !stateful {
+                    return true;
+                }
+                let never_acked = h.delivered.is_none_or(|d| d.id != h.last.id);
+                let same = h.last.state == state
+                    && (state == crate::event::AlertState::Ok || h.last.level == level);
+                let mut event = h.last.clone();
+                if !(stateful || (never_acked && same)) {
+                    event.id = EventId::generate(now);
+                    event.timestamp_ms = now;
+                    event.state = state;
+                    event.kind = match state {
+                        crate::event::AlertState::Ok => EventType::Recovery,
+                        crate::event::AlertState::Alert => EventType::Alarm,
+                        crate::event::AlertState::InsufficientData => EventType::NoData,
+                    };
+                    event.prev_level = h.delivered.map_or(level, |d| d.level);
+                    event.level = level;
+                    if state == crate::event::AlertState::Ok {
+                        event.prev_level = event.level;
+                    }
+                    event.replay_of = None;
+                } else if stateful {
+                    event.state = state;
+                    event.level = level;
+                }
+                if let Some(idx) = rule_idx {
+                    event.rule = Some(idx);
+                }
+                if !self.cfg.webhooks[w].filter.takes(&event) {
+                    // It does not take this state: nothing is owed to it.
+                    return false;
+                }
+                // An unacknowledged event still in the spool goes from there.
+                let spooled = self.cfg.webhooks.get(w).is_some_and(|wh| {
+                    deliver::spool::Spool::new(&self.cfg.agent.state_dir, &wh.name)
+                        .path_of(&event)
+                        .exists()
+                });
+                if !spooled {
+                    if event.id != h.last.id {
+                        self.firing.dirty = true;
+                    }
+                    h.last = event.clone();
+                    self.owed.push_back((w, event));
+                }
+                true
+            });
+            if hooks.len() != before {
+                self.firing.dirty = true;
+            }
+            e.hooks = hooks;
+        }
+        self.firing.set.entries = entries;
+        self.firing.set.device_id = self.cfg.agent.device_id.clone();
+        self.firing.prune();
+        self.pace();
+    }
+
+    /// Hands owed events over, no more to a webhook than its outbox has room for.
+    fn pace(&mut self) {
+        let mut room = [0usize; crate::limits::MAX_WEBHOOKS];
+        for (w, s) in self.sinks.iter().enumerate().take(room.len()) {
+            room[w] = match s {
+                Some(Sink::Queue(o)) => crate::limits::OUTBOX_CAPACITY.saturating_sub(o.queued()),
+                Some(Sink::Alerts(_)) => usize::MAX,
+                None => 0,
+            };
+        }
+        let mut left = std::collections::VecDeque::new();
+        while let Some((w, event)) = self.owed.pop_front() {
+            if w < room.len() && room[w] > 0 {
+                room[w] -= 1;
+                if let Some(s) = &self.sinks[w] {
+                    s.offer(&event, &self.cfg.webhooks[w].name, w, &self.failed_tx);
+                }
+            } else if self.sinks.get(w).is_some_and(Option::is_some) {
+                left.push_back((w, event));
+            }
+        }
+        self.owed = left;
+    }
+
+    /// A sink's 2xx of a rule event: the delivered state.
+    pub fn on_ack(&mut self, ack: &Ack) {
+        if let Some(wh) = self.cfg.webhooks.get(ack.webhook) {
+            self.firing.on_ack(ack, &wh.name);
+        }
+    }
+
+    /// Waits for a sink to give up on an event or to report a 2xx.
+    pub async fn next_report(&mut self) -> Option<Report> {
+        tokio::select! {
+            Some(f) = self.failures.recv() => Some(Report::Failure(f)),
+            Some(a) = self.acks.recv() => Some(Report::Ack(a)),
+            else => None,
+        }
+    }
+
+    /// Writes the firing-state file when something in it changed, one write at a time
+    /// (the next one waits for the next cycle), on the blocking pool.
+    fn flush_firing(&mut self) {
+        if !self.firing.dirty || self.mode != Mode::Send {
+            return;
+        }
+        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.firing.dirty = false;
+        self.firing
+            .set
+            .device_id
+            .clone_from(&self.cfg.agent.device_id);
+        let bytes = firing::encode(&self.firing.set);
+        let dir = self.cfg.agent.state_dir.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = firing::write(&dir, &bytes) {
+                crate::error!("cannot write the firing state under {}: {e}", dir.display());
+            }
+        }));
     }
 
     /// Re-sends a recent or spooled event with a new id and `replay_of` set to the old one.
@@ -202,8 +449,20 @@ impl Agent {
     /// [`Evaluator::carry_over`]); returns how many kept their state.
     pub fn adopt_rule_state(&mut self, old: &mut Agent) -> usize {
         let old_evaluator = std::mem::replace(&mut old.evaluator, Evaluator::new(&[]));
-        self.evaluator
-            .carry_over(&self.specs, old_evaluator, &old.specs)
+        let kept = self
+            .evaluator
+            .carry_over(&self.specs, old_evaluator, &old.specs);
+        // The delivered state goes on; a rule whose identity changed is a removed one
+        // (its firing series recover) and a new one.
+        self.firing = std::mem::take(&mut old.firing);
+        self.owed = std::mem::take(&mut old.owed);
+        self.writing = old.writing.take();
+        self.owed.retain(|(w, e)| {
+            old.cfg.webhooks.get(*w).map(|o| &o.name) == self.cfg.webhooks.get(*w).map(|n| &n.name)
+                && e.rule.is_some_and(|r| r < self.specs.len())
+        });
+        self.reconcile(false);
+        kept
     }
 
     /// Takes over the alerts of `old`'s `alertmanager` webhooks for the webhooks of the
@@ -213,7 +472,7 @@ impl Agent {
         let rule_map: Vec<Option<usize>> = old
             .specs
             .iter()
-            .map(|o| self.specs.iter().position(|n| n == o))
+            .map(|o| self.specs.iter().position(|n| n.same_identity(o)))
             .collect();
         for (i, wh) in self.cfg.webhooks.iter().enumerate() {
             let Some(Sink::Alerts(new)) = &self.sinks[i] else {
@@ -246,6 +505,9 @@ impl Agent {
     /// One cycle: sample, evaluate, route the resulting events.
     pub fn tick(&mut self) {
         let now = self.clock.now_ms();
+        if !self.owed.is_empty() {
+            self.pace();
+        }
         self.samples.clear();
         self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
         if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
@@ -264,12 +526,36 @@ impl Agent {
             sinks,
             failed_tx,
             cfg,
+            firing,
+            owed,
             ..
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
             offer(routes, sinks, cfg, failed_tx, &event, None);
+            // Only transitions get here: a steady cycle allocates nothing.
+            let hooks: Vec<(&str, bool)> = routes
+                .targets(&event, None)
+                .map(|w| {
+                    (
+                        cfg.webhooks[w].name.as_str(),
+                        matches!(sinks[w], Some(Sink::Alerts(_))),
+                    )
+                })
+                .collect();
+            let notify: Vec<&str> = cfg.rules[t.rule]
+                .notify
+                .iter()
+                .map(|&w| cfg.webhooks[w].name.as_str())
+                .collect();
+            if !owed.is_empty() {
+                // A newer state of the series supersedes an owed one not yet handed over.
+                let series = event.series_key();
+                owed.retain(|(_, e)| e.series_key() != series);
+            }
+            firing.on_event(&event, t.key, &notify, &hooks);
         });
+        self.flush_firing();
     }
 
     /// Sends an agent event (`agent_start`, `config_reload`, …) to every webhook that wants it.
@@ -471,6 +757,7 @@ pub async fn run(
         crate::warn!("reboot detected: {detail}");
         agent.broadcast(EventType::Reboot, &detail);
     }
+    agent.restore_firing();
     if let ConfigSource::LastGood(lkg) = &source {
         agent.broadcast(
             EventType::ConfigReload,
@@ -506,7 +793,10 @@ pub async fn run(
             _ = async { match heartbeat.as_mut() { Some(h) => { h.tick().await; } None => std::future::pending().await } } => {
                 agent.broadcast(EventType::Heartbeat, "");
             }
-            Some(f) = agent.next_failure() => agent.announce_failure(&f),
+            Some(r) = agent.next_report() => match r {
+                Report::Failure(f) => agent.announce_failure(&f),
+                Report::Ack(a) => agent.on_ack(&a),
+            },
             _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
             _ = hup.recv() => {
                 tell(&sd, Notifier::reloading);

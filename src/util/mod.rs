@@ -7,6 +7,7 @@
 //! the kernel's random source; no clock (see [`crate::clock`]).
 
 mod base64;
+pub mod crash;
 mod date;
 mod glob;
 

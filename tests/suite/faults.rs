@@ -46,7 +46,8 @@ fn run(dir: &Path, url: &str, script: Vec<Reply>, rcv: Option<&Receiver>) -> Run
         if log.contains("delivered alarm") {
             break Outcome::Delivered;
         }
-        if log.contains("spooled") {
+        // Spooled at the first failed attempt; the outcome is known when retries end.
+        if log.contains("giving up on alarm") {
             break Outcome::Spooled;
         }
         if log.contains("rejected:") {

@@ -30,6 +30,7 @@ mod log_lines;
 mod probe_hang;
 mod reliability;
 mod render_formats;
+mod restart;
 mod router_agent;
 mod router_sources;
 mod sampler;

@@ -72,9 +72,10 @@ fn spooled_events_arrive_exactly_once_after_sigkill_and_restart() {
     let port = closed.port();
     let cfg = config(dir.path(), &root, &format!("http://127.0.0.1:{port}/a"), "");
 
-    // Receiver down: retries run out, the alarm is spooled; then the agent is killed.
+    // Receiver down: the alarm is spooled at its first failed attempt, the retries run
+    // out; then the agent is killed.
     let mut agent = Agent::start(&cfg, dir.path());
-    let log = wait_log(&agent, "spooled");
+    let log = wait_log(&agent, "giving up on alarm");
     assert!(
         log.contains("giving up on alarm") && log.contains("spooled"),
         "{log}"
@@ -89,13 +90,16 @@ fn spooled_events_arrive_exactly_once_after_sigkill_and_restart() {
     put(&root, "proc/meminfo", &meminfo(40));
     let rcv = closed.reopen();
     let agent = Agent::start(&cfg, dir.path());
-    let r = rcv.wait_for(WAIT, "the spooled alarm", |r| !r.is_empty());
+    // The firing state continues the episode: the spooled alarm, then (memory is fine)
+    // its recovery, after it.
+    let r = rcv.wait_for(WAIT, "the spooled alarm and its recovery", |r| r.len() >= 2);
     std::thread::sleep(Duration::from_millis(1500));
     let r2 = rcv.received();
+    assert_eq!(r2[1].json()["alertState"], "OK");
     assert_eq!(
         r2.len(),
-        1,
-        "exactly once: {:?}",
+        2,
+        "the alarm exactly once, then its recovery: {:?}",
         r2.iter()
             .map(|x| x.header("x-tocsin-event-id"))
             .collect::<Vec<_>>()
@@ -188,7 +192,8 @@ fn nothing_is_written_while_deliveries_succeed() {
     let mut agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(WAIT, "40 deliveries", |r| r.len() >= 40);
     assert!(agent.stop());
-    // The one file: the last-known-good config, written at start because it was new.
+    // The files: the last-known-good config, written at start because it was new, and the
+    // firing state (the alarm, then its 2xx) — repeats and their 2xx write nothing.
     let mut files: Vec<String> = std::fs::read_dir(dir.path().join("state"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -196,7 +201,7 @@ fn nothing_is_written_while_deliveries_succeed() {
     files.sort();
     assert_eq!(
         files,
-        ["lkg.1", "lkg.current"],
+        ["firing.state", "lkg.1", "lkg.current"],
         "no spool, no temp files: zero bytes written by deliveries"
     );
     let written = std::fs::metadata(dir.path().join("state/lkg.1/config.toml"))

@@ -650,6 +650,7 @@ fn clock_not_set_is_decided_by_the_injected_clock() {
                 what: "test",
                 quiet: false,
                 max_attempts,
+                first_failure: None,
             };
             let setter = clock.clone();
             let sending = send(&mut client, &spec, &clock, out, None);

@@ -573,6 +573,14 @@ impl Agent {
         Agent::spawn(Command::new(bin()), config, dir)
     }
 
+    /// An agent with `vars` added to its environment (the crash-point tests).
+    #[cfg_attr(not(feature = "crash-points"), allow(dead_code))]
+    pub fn start_env(config: &Path, dir: &Path, vars: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new(bin());
+        cmd.envs(vars.iter().copied());
+        Agent::spawn(cmd, config, dir)
+    }
+
     /// An agent whose wall clock is `clock`'s (the monotonic clock stays real).
     pub fn start_with_clock(config: &Path, dir: &Path, clock: &FakeClock) -> Agent {
         let mut cmd = Command::new(bin());
