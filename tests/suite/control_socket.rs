@@ -331,7 +331,7 @@ fn status_and_replay_reach_the_agent_when_the_config_on_disk_is_broken() {
     write_config(&cfg, &agent_keys, &rcv.url("/alarm"));
     let _agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(Duration::from_secs(10), "the alarm", |r| !r.is_empty());
-    assert!(dir.path().join("state/last-good.toml").exists());
+    assert!(dir.path().join("state/lkg.current").exists());
 
     // A rollout breaks the file; the agent keeps running what it loaded.
     let broken = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -357,7 +357,7 @@ fn status_and_replay_reach_the_agent_when_the_config_on_disk_is_broken() {
         .find(|l| l.contains("last-known-good"))
         .unwrap_or_else(|| panic!("a warning names the copy used: {stderr}"));
     assert!(
-        warning.contains("last-good.toml") && warning.contains(&sock.display().to_string()),
+        warning.contains("lkg.1") && warning.contains(&sock.display().to_string()),
         "{warning}"
     );
 
