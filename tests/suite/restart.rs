@@ -273,3 +273,101 @@ fn a_crash_at_any_step_of_the_state_write_ends_with_the_receiver_ok() {
         }
     }
 }
+
+/// Against a real Alertmanager: a firing alert survives a SIGKILL and restart with the
+/// condition still true — still active, the same `startsAt` (the episode's first trigger) —
+/// and one that cleared while the agent was down is resolved after the next restart.
+#[test]
+fn alertmanager_keeps_the_episode_start_across_sigkill_and_resolves_what_cleared() {
+    use crate::common::am::{self, Cluster};
+    let Some(_) = am::require() else {
+        return;
+    };
+    let dir = TempDir::new("rs-am");
+    let cluster = Cluster::start(1);
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let cfg = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+device_id = "gw"
+hostname = "h"
+interval = "100ms"
+root = "{root}"
+state_dir = "{state}"
+
+[[rule]]
+name = "mem"
+metric = "mem.used_percent"
+critical = "> 95"
+notify = ["am"]
+
+[[webhook]]
+name = "am"
+format = "alertmanager"
+url = "{url}"
+resend = "1s"
+timeout = "1s"
+retries = 0
+"#,
+            root = root.display(),
+            state = dir.path().join("state").display(),
+            url = cluster.url(0),
+        ),
+    )
+    .unwrap();
+    let firing = |a: &[serde_json::Value]| {
+        a.iter()
+            .find(|x| x["labels"]["alertname"] == "mem" && x["status"]["state"] == "active")
+            .cloned()
+    };
+    let mut agent = Agent::start(&cfg, dir.path());
+    let alerts = cluster.wait_until(0, WAIT, |a| firing(a).is_some());
+    let before = firing(&alerts).unwrap();
+    // Its 2xx is in the firing-state file (the next cycle's write).
+    std::thread::sleep(Duration::from_millis(1000));
+    kill9(&mut agent);
+
+    // Still breaching: the same alert, the same startsAt, kept alive past 4 × resend.
+    let mut agent = Agent::start(&cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(5500));
+    let now = cluster.alerts(0);
+    let after = firing(&now)
+        .unwrap_or_else(|| panic!("still active after the restart: {now:#?}\n{}", agent.log()));
+    eprintln!(
+        "alertmanager startsAt before the kill {} / after the restart {}",
+        before["startsAt"], after["startsAt"]
+    );
+    assert_eq!(
+        after["startsAt"], before["startsAt"],
+        "the episode continues"
+    );
+    assert!(after["endsAt"].as_str() > before["endsAt"].as_str());
+    assert_eq!(
+        now.iter()
+            .filter(|x| x["labels"]["alertname"] == "mem")
+            .count(),
+        1,
+        "{now:#?}"
+    );
+    kill9(&mut agent);
+
+    // Cleared while down: resolved (gone from the active list) soon after the restart.
+    put(&root, "proc/meminfo", &meminfo(40));
+    let started = Instant::now();
+    let agent = Agent::start(&cfg, dir.path());
+    let gone = cluster.poll(0, Duration::from_secs(5), |a| {
+        !a.iter().any(|x| x["labels"]["alertname"] == "mem")
+    });
+    assert!(
+        gone.is_ok(),
+        "resolved within 5 s of the restart: {gone:#?}\n{}",
+        agent.log()
+    );
+    eprintln!(
+        "alertmanager: resolved {:?} after the restart",
+        started.elapsed()
+    );
+}
