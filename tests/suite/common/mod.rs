@@ -216,6 +216,11 @@ impl Receiver {
         self.shared.script.lock().unwrap().extend(replies);
     }
 
+    /// How many scripted replies are still to be used.
+    pub fn scripted(&self) -> usize {
+        self.shared.script.lock().unwrap().len()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
