@@ -452,7 +452,8 @@ fn random_kills_while_conditions_flip_and_the_receiver_flaps() {
     let mut rng = Rng(seed);
     let dir = TempDir::new("rs-kills");
     let root = dir.path().join("root");
-    let rcv = Receiver::start();
+    // A kill takes under a second; the end needs at most about 35 s.
+    let rcv = Receiver::start_for(Duration::from_secs(60) + Duration::from_secs(kills as u64));
     let cfg = dir.path().join("tocsin.toml");
     std::fs::write(
         &cfg,
