@@ -165,17 +165,25 @@ impl Receiver {
 
     /// A plain receiver on a given port: an endpoint that comes back.
     pub fn start_on(port: u16) -> Receiver {
-        Self::spawn_on(port, move |stream, shared, conn| {
+        Self::spawn_on(port, LIFETIME, move |stream, shared, conn| {
+            serve(stream, &shared, conn)
+        })
+    }
+
+    /// A plain receiver that lives up to `lifetime` instead of `LIFETIME` (a long test).
+    pub fn start_for(lifetime: Duration) -> Receiver {
+        Self::spawn_on(0, lifetime, move |stream, shared, conn| {
             serve(stream, &shared, conn)
         })
     }
 
     fn spawn(handle: impl Fn(TcpStream, Arc<Shared>, usize) + Send + Sync + 'static) -> Receiver {
-        Self::spawn_on(0, handle)
+        Self::spawn_on(0, LIFETIME, handle)
     }
 
     fn spawn_on(
         port: u16,
+        lifetime: Duration,
         handle: impl Fn(TcpStream, Arc<Shared>, usize) + Send + Sync + 'static,
     ) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -192,7 +200,7 @@ impl Receiver {
         let handle = Arc::new(handle);
         thread::spawn(move || {
             let born = Instant::now();
-            while !s.stop.load(Ordering::Relaxed) && born.elapsed() < LIFETIME {
+            while !s.stop.load(Ordering::Relaxed) && born.elapsed() < lifetime {
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         stream.set_nonblocking(false).unwrap();
@@ -214,6 +222,11 @@ impl Receiver {
     /// Queues replies for the next requests (200 once the script is used up).
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// How many scripted replies are still to be used.
+    pub fn scripted(&self) -> usize {
+        self.shared.script.lock().unwrap().len()
     }
 
     pub fn url(&self, path: &str) -> String {
