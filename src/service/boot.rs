@@ -156,7 +156,7 @@ pub fn at_start(root: &Path, state_dir: &Path, now_ms: u64) -> Option<String> {
 /// When uptime went back under a running agent: whether to send a `reboot` — not when
 /// one was announced already for the boot id under `root` (which is recorded as
 /// announced otherwise). Without a boot id under `root`, uptime alone tells.
-pub fn uptime_went_back(root: &Path, state_dir: &Path, now_ms: u64) -> bool {
+pub fn announce_once(root: &Path, state_dir: &Path, now_ms: u64) -> bool {
     let Some(now) = current(root) else {
         return true;
     };
@@ -249,14 +249,14 @@ mod tests {
         put("aaaa-1");
         assert_eq!(at_start(&root, &st, 5), None, "first start: nothing");
         assert_eq!(at_start(&root, &st, 6), None, "unchanged: nothing");
-        assert!(uptime_went_back(&root, &st, 7), "not announced yet");
-        assert!(!uptime_went_back(&root, &st, 8), "announced once");
+        assert!(announce_once(&root, &st, 7), "not announced yet");
+        assert!(!announce_once(&root, &st, 8), "announced once");
         put("bbbb-2");
         assert_eq!(
             at_start(&root, &st, 9).as_deref(),
             Some("boot id bbbb-2 (was aaaa-1)")
         );
-        assert!(!uptime_went_back(&root, &st, 10), "announced at start");
+        assert!(!announce_once(&root, &st, 10), "announced at start");
         assert_eq!(at_start(&root, &st, 11), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
