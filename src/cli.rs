@@ -10,6 +10,7 @@ use crate::limits::{MAX_AM_BODY_LEN, MAX_BODY_LEN};
 use crate::metric::Samples;
 use crate::render::fmt_value;
 use crate::rule::{Evaluator, Level, RuleSpec, SeriesView, Transition, TransitionKind};
+use crate::service::mute::{Target, DEFAULT_FOR_MS, MAX_FOR_MS};
 use crate::service::{self, ConfigSource};
 use crate::source::Sampler;
 use std::path::PathBuf;
@@ -34,9 +35,14 @@ USAGE:
                                        rules, outboxes and recent deliveries of the running agent
   tocsin replay EVENT_ID [-c FILE | --socket PATH]
                                        re-send a recent or spooled event (new id, replay_of = the old)
+  tocsin mute (RULE | --webhook WEBHOOK | --all) [--for DURATION] [-c FILE | --socket PATH]
+                                       suppress a rule's events, or a webhook's (all but heartbeat
+                                       and test), for DURATION (default 1h, at most 7 days)
+  tocsin unmute (RULE | --webhook WEBHOOK | --all) [-c FILE | --socket PATH]
+                                       lift a mute; receivers get what they are owed now
   tocsin --version | --help
 
-FILE defaults to /etc/tocsin/tocsin.toml. status and replay reach the agent at FILE's
+FILE defaults to /etc/tocsin/tocsin.toml. status, replay, mute and unmute reach the agent at FILE's
 control_socket, or at PATH; with an invalid FILE, at the control_socket of the
 last-known-good copy in its state_dir (with a warning).
 Exit codes: 0 ok, 1 config or usage error, 2 runtime failure.
@@ -98,6 +104,26 @@ pub enum Command {
         /// `--socket`: the control socket, instead of the config's.
         socket: Option<PathBuf>,
     },
+    /// `mute TARGET`.
+    Mute {
+        /// `-c`.
+        config: PathBuf,
+        /// What to mute.
+        target: Target,
+        /// `--for`, in ms.
+        for_ms: u64,
+        /// `--socket`.
+        socket: Option<PathBuf>,
+    },
+    /// `unmute TARGET`.
+    Unmute {
+        /// `-c`.
+        config: PathBuf,
+        /// What to unmute.
+        target: Target,
+        /// `--socket`.
+        socket: Option<PathBuf>,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -111,9 +137,10 @@ pub enum Command {
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut it = args.iter().map(String::as_str).peekable();
     let verb = match it.peek() {
-        Some(&("run" | "check" | "once" | "render" | "test" | "status" | "replay")) => {
-            it.next().unwrap_or("run")
-        }
+        Some(
+            &("run" | "check" | "once" | "render" | "test" | "status" | "replay" | "mute"
+            | "unmute"),
+        ) => it.next().unwrap_or("run"),
         Some(&("-h" | "--help" | "help")) => return Ok(Command::Help),
         Some(&("-V" | "--version")) => return Ok(Command::Version),
         Some(a) if !a.starts_with('-') => {
@@ -124,15 +151,34 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut config = PathBuf::from(DEFAULT_CONFIG);
     let (mut dry_run, mut metrics, mut rule, mut positional) = (false, false, None, Vec::new());
     let mut socket = None;
+    let (mut mute_hook, mut mute_all, mut for_ms) = (None, false, None);
+    let muting = matches!(verb, "mute" | "unmute");
     while let Some(a) = it.next() {
         match a {
+            "--webhook" if muting => {
+                mute_hook = Some(
+                    it.next()
+                        .ok_or("--webhook needs a webhook name")?
+                        .to_string(),
+                )
+            }
+            "--all" if muting => mute_all = true,
+            "--for" if verb == "mute" => {
+                let d = it.next().ok_or("--for needs a duration")?;
+                let ms = config::parse_duration(d)
+                    .map_err(|e| format!("--for: {e} (at most 7 days)"))?;
+                if ms > MAX_FOR_MS {
+                    return Err(format!("--for: {d} is longer than 7 days"));
+                }
+                for_ms = Some(ms);
+            }
             "-c" | "--config" => config = PathBuf::from(it.next().ok_or("-c needs a file")?),
             "--dry-run" if verb == "run" => dry_run = true,
             "--metrics" if verb == "once" => metrics = true,
             "--rule" if verb == "render" => {
                 rule = Some(it.next().ok_or("--rule needs a rule name")?.to_string())
             }
-            "--socket" if matches!(verb, "status" | "replay") => {
+            "--socket" if matches!(verb, "status" | "replay") || muting => {
                 socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?))
             }
             "-h" | "--help" => return Ok(Command::Help),
@@ -151,6 +197,32 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => Err(format!("`{verb}` takes one webhook name")),
         }
     };
+    if muting {
+        let target = match (positional.as_slice(), mute_hook, mute_all) {
+            ([r], None, false) => Target::Rule(name(r)?),
+            ([], Some(w), false) => Target::Webhook(name(&w)?),
+            ([], None, true) => Target::All,
+            _ => {
+                return Err(format!(
+                    "`{verb}` takes one of RULE, --webhook WEBHOOK, --all"
+                ))
+            }
+        };
+        return Ok(if verb == "mute" {
+            Command::Mute {
+                config,
+                target,
+                for_ms: for_ms.unwrap_or(DEFAULT_FOR_MS),
+                socket,
+            }
+        } else {
+            Command::Unmute {
+                config,
+                target,
+                socket,
+            }
+        });
+    }
     if !matches!(verb, "render" | "test" | "replay") && !positional.is_empty() {
         return Err(format!("unexpected argument `{}`", positional[0]));
     }
@@ -176,6 +248,19 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => return Err("`replay` takes one EVENT_ID".into()),
         },
         _ => Command::Run { config, dry_run },
+    })
+}
+
+/// A rule or webhook name as the agent keeps it.
+fn name(s: &str) -> Result<crate::event::Name, String> {
+    if s.is_empty() || s.contains(['\n', '\r']) {
+        return Err(format!("`{s}` is not a rule or webhook name"));
+    }
+    crate::event::Name::try_from(s).map_err(|()| {
+        format!(
+            "`{s}` is longer than any rule or webhook name ({} bytes)",
+            crate::limits::MAX_NAME_LEN
+        )
     })
 }
 
@@ -256,6 +341,17 @@ pub fn main() -> ExitCode {
         }
         Command::Status { config, socket } => control(&config, socket, "status"),
         Command::Replay { config, id, socket } => control(&config, socket, &format!("replay {id}")),
+        Command::Mute {
+            config,
+            target,
+            for_ms,
+            socket,
+        } => control(&config, socket, &format!("mute {for_ms} {target}")),
+        Command::Unmute {
+            config,
+            target,
+            socket,
+        } => control(&config, socket, &format!("unmute {target}")),
         Command::Test { config, webhook } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -656,6 +752,36 @@ mod tests {
                 socket: None
             })
         );
+        assert_eq!(
+            parse_args(&args("mute cpu")),
+            Ok(Command::Mute {
+                config: d(),
+                target: Target::Rule("cpu".try_into().unwrap()),
+                for_ms: 3_600_000,
+                socket: None
+            })
+        );
+        assert_eq!(
+            parse_args(&args("mute --webhook ops --for 7d -c f")).map(|_| ()),
+            Err("--for: invalid duration `7d`: expected a number with a unit (ms, s, m, h), like \"5s\" or \"1m30s\" (at most 7 days)".into())
+        );
+        assert_eq!(
+            parse_args(&args("mute --webhook ops --for 168h -c f")),
+            Ok(Command::Mute {
+                config: "f".into(),
+                target: Target::Webhook("ops".try_into().unwrap()),
+                for_ms: 168 * 3_600_000,
+                socket: None
+            })
+        );
+        assert_eq!(
+            parse_args(&args("unmute --all --socket s")),
+            Ok(Command::Unmute {
+                config: d(),
+                target: Target::All,
+                socket: Some("s".into())
+            })
+        );
         assert_eq!(parse_args(&args("--version")), Ok(Command::Version));
         assert_eq!(parse_args(&args("check --help")), Ok(Command::Help));
     }
@@ -675,6 +801,15 @@ mod tests {
             "status --socket",
             "check --socket s",
             "run --socket s",
+            "mute",
+            "mute a b",
+            "mute a --all",
+            "mute --webhook",
+            "mute a --for",
+            "mute a --for 169h",
+            "mute a --for 0s",
+            "unmute a --for 1h",
+            "status --all",
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a}");
         }

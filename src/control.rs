@@ -1,8 +1,10 @@
-//! The control socket: `tocsin status` and `tocsin replay` talk to the running agent over
-//! a Unix socket that only its owner may use (mode 0600).
+//! The control socket: `tocsin status`, `replay`, `mute` and `unmute` talk to the running
+//! agent over a Unix socket that only its owner may use (mode 0600), and whose peer must
+//! be the agent's user or root (SO_PEERCRED, [`check_peer`]).
 //!
 //! One request per connection, one line (at most [`MAX_REQUEST`] bytes, read within
-//! [`REQUEST_TIMEOUT`]): `status` or `replay EVENT_ID`. The answer is text; the agent closes
+//! [`REQUEST_TIMEOUT`]): `status`, `replay EVENT_ID`, `mute FOR_MS TARGET` or
+//! `unmute TARGET` (TARGET: `rule NAME`, `webhook NAME` or `all`). The answer is text; the agent closes
 //! the connection after it.
 //!
 //! A few connections are served at once ([`Admission`]). When all places are taken, the
@@ -112,6 +114,40 @@ pub async fn refuse(stream: UnixStream) {
     let mut sink = [0u8; MAX_REQUEST];
     while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
     answer(stream, BUSY.to_string()).await;
+}
+
+/// The effective user id of the agent.
+pub fn own_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the peer of `stream` may use the control socket: its uid (SO_PEERCRED, what
+/// the kernel recorded at connect) is `me` or 0.
+///
+/// # Errors
+/// Who the peer is (`uid N (pid P)`), for the log line of the refusal.
+pub fn check_peer(stream: &UnixStream, me: u32) -> Result<(), String> {
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == me || c.uid() == 0 => Ok(()),
+        Ok(c) => Err(format!(
+            "uid {} (pid {}): only uid {me} (the agent's) and root may use it",
+            c.uid(),
+            c.pid().map_or_else(|| "?".into(), |p| p.to_string())
+        )),
+        Err(e) => Err(format!("a peer whose credentials cannot be read ({e})")),
+    }
+}
+
+/// Answers a peer [`check_peer`] refused, after reading its request (bounded), so that it
+/// reads the answer rather than a reset.
+pub async fn deny(mut stream: UnixStream, me: u32) {
+    let _ = read_request(&mut stream).await;
+    answer(
+        stream,
+        format!("error: permission denied: only uid {me} (the agent's) and root may use this control socket\n"),
+    )
+    .await;
 }
 
 /// Places for control connections: at most `n` at once, from accept until answered.

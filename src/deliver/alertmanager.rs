@@ -498,6 +498,15 @@ impl Table {
     pub fn close(&mut self) {
         self.closing = true;
     }
+
+    /// Forgets every alert of rule `rule` without resolving it (the rule is muted): no
+    /// longer re-sent, each lapses in Alertmanager when its `endsAt` passes. Returns how
+    /// many were forgotten.
+    pub fn lapse(&mut self, rule: usize) -> usize {
+        let n = self.entries.len();
+        self.entries.retain(|x| x.rule != Some(rule));
+        n - self.entries.len()
+    }
 }
 
 /// A table shared by the agent (which applies events) and the lanes (which send).
@@ -780,6 +789,11 @@ impl Alerts {
             n.adopt(&mut p, rule_map, self.clock.now_ms(), self.clock.mono_ms());
         }
         self.wake();
+    }
+
+    /// Lets the alerts of rule `rule` lapse (see [`Table::lapse`]).
+    pub fn lapse(&self, rule: usize) -> usize {
+        self.table.lock().map_or(0, |mut t| t.lapse(rule))
     }
 
     /// Wakes every lane.

@@ -420,6 +420,21 @@ impl Firing {
         notify: &[&str],
         hooks: &[(&str, bool)],
     ) {
+        self.on_event_muted(event, key, notify, hooks, &[]);
+    }
+
+    /// [`on_event`](Self::on_event), where the webhooks of `hooks` named in `muted` had
+    /// the event suppressed by a mute: what they were told stays as it was (a webhook new
+    /// to the series counts as told OK, as it was told nothing), so the reconciliation at
+    /// unmute sends each of them what it owes then.
+    pub fn on_event_muted(
+        &mut self,
+        event: &Event,
+        key: Option<&'static str>,
+        notify: &[&str],
+        hooks: &[(&str, bool)],
+        muted: &[&str],
+    ) {
         let at = self.find(event);
         if let Some(i) = at {
             let e = &mut self.set.entries[i];
@@ -471,12 +486,14 @@ impl Firing {
         e.hooks
             .retain(|h| hooks.iter().any(|(n, _)| h.webhook == *n));
         for (name, stateful) in hooks.iter().take(MAX_HOOKS) {
-            let told = stateful.then_some(Delivered {
+            let suppressed = muted.contains(name);
+            let told = (*stateful && !suppressed).then_some(Delivered {
                 state: event.state,
                 level: event.level,
                 id: event.id,
             });
             match e.hooks.iter_mut().find(|h| h.webhook == *name) {
+                Some(_) if suppressed => {}
                 Some(h) => {
                     h.last = event.clone();
                     if told.is_some() {
@@ -485,7 +502,17 @@ impl Firing {
                 }
                 None => e.hooks.push(Hook {
                     webhook: crate::event::truncated(name),
-                    delivered: told,
+                    // Told nothing of this series is told OK; the id is the last event's,
+                    // so the reconciliation makes a new event rather than send this one.
+                    delivered: if suppressed {
+                        Some(Delivered {
+                            state: AlertState::Ok,
+                            level: event.level,
+                            id: event.id,
+                        })
+                    } else {
+                        told
+                    },
                     last: event.clone(),
                 }),
             }

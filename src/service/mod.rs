@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod firing;
 mod lkg;
+pub mod mute;
 mod reconcile;
 mod status;
 
@@ -90,6 +91,10 @@ pub struct Agent {
     owed: std::collections::VecDeque<(usize, Event)>,
     /// The firing-state write in flight, if any (one at a time, in order).
     writing: Option<tokio::task::JoinHandle<()>>,
+    /// Mutes in force (`tocsin mute`), and what they suppressed.
+    mutes: mute::Mutes,
+    /// Owed events queued by reconciliations, in all.
+    owed_total: u64,
     mode: Mode,
     /// Set when the drain time is up: sinks spool what they still hold.
     stop: watch::Sender<bool>,
@@ -165,6 +170,8 @@ impl Agent {
             firing: firing::Firing::default(),
             owed: std::collections::VecDeque::new(),
             writing: None,
+            mutes: mute::Mutes::default(),
+            owed_total: 0,
             mode,
             stop,
             clock,
@@ -235,6 +242,9 @@ impl Agent {
         // The delivered state goes on; a rule whose identity changed is a removed one
         // (its firing series recover) and a new one.
         self.firing = std::mem::take(&mut old.firing);
+        // Mutes name rules and webhooks: they go on, even those whose target is gone.
+        self.mutes = std::mem::take(&mut old.mutes);
+        self.owed_total = old.owed_total;
         self.owed = std::mem::take(&mut old.owed);
         self.writing = old.writing.take();
         self.owed.retain(|(w, e)| {
@@ -288,6 +298,9 @@ impl Agent {
         if !self.owed.is_empty() {
             self.pace();
         }
+        if !self.mutes.is_empty() {
+            self.expire_mutes();
+        }
         self.samples.clear();
         self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
         if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
@@ -308,11 +321,12 @@ impl Agent {
             cfg,
             firing,
             owed,
+            mutes,
             ..
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
-            offer(routes, sinks, cfg, failed_tx, &event, None);
+            offer(routes, sinks, cfg, failed_tx, mutes, &event, None);
             // Only transitions get here: a steady cycle allocates nothing.
             let hooks: Vec<(&str, bool)> = routes
                 .targets(&event, None)
@@ -333,7 +347,16 @@ impl Agent {
                 let series = event.series_key();
                 owed.retain(|(_, e)| e.series_key() != series);
             }
-            firing.on_event(&event, t.key, &notify, &hooks);
+            let muted: Vec<&str> = if mutes.is_empty() {
+                Vec::new()
+            } else {
+                hooks
+                    .iter()
+                    .filter(|(n, stateful)| mutes.suppresses(&event, n, *stateful))
+                    .map(|(n, _)| *n)
+                    .collect()
+            };
+            firing.on_event_muted(&event, t.key, &notify, &hooks, &muted);
         });
         self.flush_firing();
     }
@@ -352,6 +375,7 @@ impl Agent {
             &self.sinks,
             &self.cfg,
             &self.failed_tx,
+            &mut self.mutes,
             &event,
             except,
         );
@@ -391,16 +415,24 @@ impl Agent {
     }
 }
 
-/// Hands `event` to every sink its routes name.
+/// Hands `event` to every sink its routes name, but those a mute covers (counted).
 fn offer(
     routes: &Routes,
     sinks: &[Option<Sink>],
     cfg: &Config,
     failures: &mpsc::Sender<Failure>,
+    mutes: &mut mute::Mutes,
     event: &Event,
     except: Option<usize>,
 ) {
     for w in routes.targets(event, except) {
+        if !mutes.is_empty() {
+            let stateful = matches!(sinks[w], Some(Sink::Alerts(_)));
+            if mutes.suppresses(event, &cfg.webhooks[w].name, stateful) {
+                mutes.count(&cfg.webhooks[w].name);
+                continue;
+            }
+        }
         if let Some(s) = &sinks[w] {
             s.offer(event, &cfg.webhooks[w].name, w, failures);
         }
@@ -445,12 +477,20 @@ pub const CONTROL_CLIENTS: usize = 4;
 fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
     tokio::spawn(async move {
         let mut admission = crate::control::Admission::new(CONTROL_CLIENTS);
+        let me = crate::control::own_uid();
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
                 // Out of descriptors, most likely: pause rather than spin on the error.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
+            // Only this agent's user and root (SO_PEERCRED): the socket's mode is the
+            // first fence, this the second (a socket made group- or world-writable).
+            if let Err(why) = crate::control::check_peer(&conn, me) {
+                crate::warn!("control socket: refused a request from {why}");
+                tokio::spawn(crate::control::deny(conn, me));
+                continue;
+            }
             let Some(mut ticket) = admission.admit().await else {
                 tokio::spawn(crate::control::refuse(conn));
                 continue;
@@ -484,8 +524,9 @@ fn answer(agent: &mut Agent, request: Option<&str>, started: Instant) -> String 
         Some(r) if r.starts_with("replay ") => agent
             .replay(r[7..].trim())
             .unwrap_or_else(|e| format!("error: {e}\n")),
+        Some(r) if r.starts_with("mute ") || r.starts_with("unmute ") => agent.mute_request(r),
         Some(other) => {
-            format!("error: unknown request `{other}`: expected `status` or `replay EVENT_ID`\n")
+            format!("error: unknown request `{other}`: expected `status`, `replay EVENT_ID`, `mute` or `unmute`\n")
         }
         None => "error: no request within 1 s\n".into(),
     }
@@ -532,6 +573,8 @@ pub async fn run(
         save_last_good(&path, &cfg.includes, &cfg.agent.state_dir);
     }
     let mut agent = Agent::new(Arc::new(cfg), mode, clock.clone())?;
+    // Before anything is sent: a maintenance mute holds across the restart.
+    agent.restore_mutes();
     agent.broadcast(EventType::AgentStart, "");
     if let Some(detail) = rebooted {
         crate::warn!("reboot detected: {detail}");

@@ -37,6 +37,13 @@ impl Agent {
     /// An Alertmanager webhook is handed the current state of every series (its table
     /// starts empty).
     pub(super) fn reconcile(&mut self, restart: bool) {
+        self.reconcile_where(restart, None);
+    }
+
+    /// [`reconcile`](Self::reconcile), for the (series, webhook) pairs `only` covers when
+    /// given (a mute just lifted or expired). A pair a mute covers now is left as it is:
+    /// what it owes goes when that mute ends.
+    pub(super) fn reconcile_where(&mut self, restart: bool, only: Option<&super::mute::Target>) {
         let now = self.clock.now_ms();
         let mut entries = std::mem::take(&mut self.firing.set.entries);
         for e in &mut entries {
@@ -103,6 +110,11 @@ impl Agent {
                     return false;
                 };
                 let stateful = matches!(self.sinks[w], Some(Sink::Alerts(_)));
+                if self.mutes.covers_series(&e.rule_name, &h.webhook, stateful)
+                    || only.is_some_and(|t| !t.covers_series(&e.rule_name, &h.webhook, stateful))
+                {
+                    return true;
+                }
                 let owes = e.owes(h);
                 if !owes && !stateful {
                     return true;
@@ -127,8 +139,29 @@ impl Agent {
                     }
                     event.replay_of = None;
                 } else if stateful {
+                    if event.state != state {
+                        event.kind = match state {
+                            crate::event::AlertState::Ok => EventType::Recovery,
+                            crate::event::AlertState::Alert => EventType::Alarm,
+                            crate::event::AlertState::InsufficientData => EventType::NoData,
+                        };
+                    }
                     event.state = state;
                     event.level = level;
+                    // The alert fires (again) with the episode's start as its startsAt.
+                    event.first_trigger_ms = e.first_ms;
+                    event.prev_level = level;
+                    // Alertmanager keeps the state from here: it counts as told.
+                    if h.delivered
+                        .is_none_or(|d| (d.state, d.level) != (state, level))
+                    {
+                        self.firing.dirty = true;
+                    }
+                    h.delivered = Some(firing::Delivered {
+                        state,
+                        level,
+                        id: event.id,
+                    });
                 }
                 if let Some(idx) = rule_idx {
                     event.rule = Some(idx);
@@ -149,6 +182,7 @@ impl Agent {
                     }
                     h.last = event.clone();
                     self.owed.push_back((w, event));
+                    self.owed_total += 1;
                 }
                 true
             });

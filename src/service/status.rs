@@ -90,6 +90,7 @@ impl Agent {
             stats_row(&mut s, &wh.name, o.queued(), &spooled, &st, dropped);
             recent.extend(st.recent.iter().map(|r| (wh.name.clone(), r.clone())));
         }
+        self.mute_status(&mut s);
         let _ = writeln!(
             s,
             "\n{:<16} {:<36} {:<15} {:>8} {:>6} {:>9}",
