@@ -27,6 +27,7 @@ mod fifo_sources;
 mod include;
 mod layers;
 mod log_lines;
+mod mute;
 mod probe_hang;
 mod reliability;
 mod render_formats;
