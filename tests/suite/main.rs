@@ -28,6 +28,7 @@ mod include;
 mod layers;
 mod log_lines;
 mod mute;
+mod mute_am;
 mod probe_hang;
 mod reliability;
 mod render_formats;
