@@ -418,4 +418,74 @@ fn bounds_unknown_names_and_alertmanager_webhooks_are_errors() {
         "{}",
         out(&o)
     );
+    // A mute whose rule a reload removes stays, shown "(not in config)".
+    let o = tocsin(&["mute", "mem", "--for", "2h"], &cfg);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("name = \"mem\"", "name = \"memory\"")).unwrap();
+    unsafe_kill(_agent.child.id(), 1);
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        let st = tocsin(&["status"], &cfg);
+        let text = String::from_utf8_lossy(&st.stdout).into_owned();
+        if text.contains("memory") || t0.elapsed() > WAIT {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("rule mem "))
+        .unwrap_or_else(|| panic!("the mute stays after the reload: {status}"));
+    assert!(row.contains("(not in config)"), "{row}");
+    assert!(
+        row.contains("1h 59m") || row.contains("2h 0m 0s"),
+        "time left: {row}"
+    );
+    assert!(status.lines().any(|l| l.starts_with("all ")), "{status}");
+    // Unmuting it is allowed; muting an unknown rule is not.
+    let o = tocsin(&["unmute", "mem"], &cfg);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = tocsin(&["mute", "mem"], &cfg);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+}
+
+#[test]
+fn a_mute_set_while_the_clock_was_implausible_runs_its_whole_duration_from_the_next_start() {
+    let dir = TempDir::new("mute-clock");
+    let Some(clock) = FakeClock::new(dir.path(), "1999-06-01 00:00:00") else {
+        return;
+    };
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(40));
+    let rcv = Receiver::start();
+    let cfg = config(dir.path(), &root, &rcv.url("/a"), r#""alarm""#, "", "");
+    let mut agent = Agent::start_with_clock(&cfg, dir.path(), &clock);
+    wait_socket(&dir.path().join("control.sock"));
+    let o = tocsin(&["mute", "mem", "--for", "1h"], &cfg);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("until 1999-06-01T01:00:00Z"),
+        "{}",
+        out(&o)
+    );
+    assert!(agent.stop());
+    // NTP set the clock: the stored expiry (1999) is long past, but it was set under an
+    // implausible clock, so the hour counts again from this start.
+    let agent = Agent::start(&cfg, dir.path());
+    wait_socket(&dir.path().join("control.sock"));
+    let st = tocsin(&["status"], &cfg);
+    let text = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(
+        text.lines().any(|l| l.starts_with("rule mem ")),
+        "{text}\n{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("mute of rule mem restored: 1h 0m 0s left"),
+        "{}",
+        agent.log()
+    );
 }
