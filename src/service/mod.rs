@@ -67,6 +67,8 @@ pub enum Report {
     Failure(Failure),
     /// A receiver took a rule event.
     Ack(Ack),
+    /// The firing-state write in flight finished: the events it recorded may go out.
+    Written,
 }
 
 /// One configuration's worth of running state.
@@ -88,8 +90,13 @@ pub struct Agent {
     firing: firing::Firing,
     /// Owed events not yet handed over (paced: at most what an outbox holds at once).
     owed: std::collections::VecDeque<(usize, Event)>,
-    /// The firing-state write in flight, if any (one at a time, in order).
-    writing: Option<tokio::task::JoinHandle<()>>,
+    /// The firing-state write in flight, if any (one at a time, in order), and how many
+    /// of `held` it records.
+    writing: Option<(tokio::task::JoinHandle<()>, usize)>,
+    /// Transition events waiting for the write that records them: an event reaches a
+    /// sink only once the file says it is owed, so a crash can never leave a receiver
+    /// holding an alarm the next start does not know was sent.
+    held: Vec<Event>,
     mode: Mode,
     /// Set when the drain time is up: sinks spool what they still hold.
     stop: watch::Sender<bool>,
@@ -165,6 +172,7 @@ impl Agent {
             firing: firing::Firing::default(),
             owed: std::collections::VecDeque::new(),
             writing: None,
+            held: Vec::new(),
             mode,
             stop,
             clock,
@@ -237,6 +245,7 @@ impl Agent {
         self.firing = std::mem::take(&mut old.firing);
         self.owed = std::mem::take(&mut old.owed);
         self.writing = old.writing.take();
+        self.held = std::mem::take(&mut old.held);
         self.owed.retain(|(w, e)| {
             old.cfg.webhooks.get(*w).map(|o| &o.name) == self.cfg.webhooks.get(*w).map(|n| &n.name)
                 && e.rule.is_some_and(|r| r < self.specs.len())
@@ -308,11 +317,12 @@ impl Agent {
             cfg,
             firing,
             owed,
+            held,
+            mode,
             ..
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
-            offer(routes, sinks, cfg, failed_tx, &event, None);
             // Only transitions get here: a steady cycle allocates nothing.
             let hooks: Vec<(&str, bool)> = routes
                 .targets(&event, None)
@@ -334,8 +344,52 @@ impl Agent {
                 owed.retain(|(_, e)| e.series_key() != series);
             }
             firing.on_event(&event, t.key, &notify, &hooks);
+            if *mode == Mode::Send {
+                held.push(event);
+            } else {
+                offer(routes, sinks, cfg, failed_tx, &event, None);
+            }
         });
         self.flush_firing();
+        if self.writing.is_none() {
+            self.release(usize::MAX);
+        }
+    }
+
+    /// Hands the first `n` held events to their sinks.
+    fn release(&mut self, n: usize) {
+        let n = n.min(self.held.len());
+        for event in self.held.drain(..n) {
+            offer(
+                &self.routes,
+                &self.sinks,
+                &self.cfg,
+                &self.failed_tx,
+                &event,
+                None,
+            );
+        }
+    }
+
+    /// The firing-state write finished (or failed, logged): the events it recorded go
+    /// out, and the next write starts if something changed meanwhile.
+    pub fn on_written(&mut self) {
+        let Some((_, n)) = self.writing.take() else {
+            return;
+        };
+        self.release(n);
+        self.flush_firing();
+        if self.writing.is_none() {
+            self.release(usize::MAX);
+        }
+    }
+
+    /// Before a stop: waits for the write in flight, then hands over every held event.
+    pub async fn settle(&mut self) {
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+        self.release(usize::MAX);
     }
 
     /// Sends an agent event (`agent_start`, `config_reload`, …) to every webhook that wants it.
@@ -576,6 +630,7 @@ pub async fn run(
             Some(r) = agent.next_report() => match r {
                 Report::Failure(f) => agent.announce_failure(&f),
                 Report::Ack(a) => agent.on_ack(&a),
+                Report::Written => agent.on_written(),
             },
             _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
             _ = hup.recv() => {
@@ -593,6 +648,7 @@ pub async fn run(
         let _ = std::fs::remove_file(&control_path);
     }
     tell(&sd, Notifier::stopping);
+    agent.settle().await;
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())

@@ -196,9 +196,18 @@ impl Agent {
 
     /// Waits for a sink to give up on an event or to report a 2xx.
     pub async fn next_report(&mut self) -> Option<Report> {
+        let writing = &mut self.writing;
         tokio::select! {
             Some(f) = self.failures.recv() => Some(Report::Failure(f)),
             Some(a) = self.acks.recv() => Some(Report::Ack(a)),
+            () = async {
+                match writing.as_mut() {
+                    Some((h, _)) => {
+                        let _ = h.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => Some(Report::Written),
             else => None,
         }
     }
@@ -209,7 +218,7 @@ impl Agent {
         if !self.firing.dirty || self.mode != Mode::Send {
             return;
         }
-        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+        if self.writing.is_some() {
             return;
         }
         self.firing.dirty = false;
@@ -219,10 +228,14 @@ impl Agent {
             .clone_from(&self.cfg.agent.device_id);
         let bytes = firing::encode(&self.firing.set);
         let dir = self.cfg.agent.state_dir.clone();
-        self.writing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = firing::write(&dir, &bytes) {
-                crate::error!("cannot write the firing state under {}: {e}", dir.display());
-            }
-        }));
+        let held = self.held.len();
+        self.writing = Some((
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = firing::write(&dir, &bytes) {
+                    crate::error!("cannot write the firing state under {}: {e}", dir.display());
+                }
+            }),
+            held,
+        ));
     }
 }
