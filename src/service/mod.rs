@@ -67,6 +67,9 @@ pub enum Report {
     Failure(Failure),
     /// A receiver took a rule event.
     Ack(Ack),
+    /// A sink of the config before the last reload reported a 2xx (`None`: all of
+    /// them have finished).
+    RetiredAck(Option<Ack>),
     /// The firing-state write in flight finished: the events it recorded may go out.
     Written,
 }
@@ -86,6 +89,9 @@ pub struct Agent {
     failed_tx: mpsc::Sender<Failure>,
     /// Sinks report each 2xx of a rule event here.
     acks: mpsc::Receiver<Ack>,
+    /// After a reload: the previous config's sinks, still draining, report their 2xx
+    /// here (their webhook indices are that config's).
+    retired: Option<(mpsc::Receiver<Ack>, Arc<Config>)>,
     /// The delivered state and the firing-state file's content.
     firing: firing::Firing,
     /// Owed events not yet handed over (paced: at most what an outbox holds at once).
@@ -169,6 +175,7 @@ impl Agent {
             failures,
             failed_tx,
             acks,
+            retired: None,
             firing: firing::Firing::default(),
             owed: std::collections::VecDeque::new(),
             writing: None,
@@ -411,18 +418,35 @@ impl Agent {
         );
     }
 
-    /// Closes the sinks and waits up to `limit` for queued deliveries to finish.
-    pub async fn shutdown(self, limit: Duration) {
-        let mut tasks: Vec<_> = self
-            .sinks
+    /// Closes the sinks and waits up to `limit` for queued deliveries to finish,
+    /// recording the 2xx answers that arrive meanwhile, then writes the firing state one
+    /// last time if they changed it.
+    pub async fn shutdown(mut self, limit: Duration) {
+        let mut tasks: Vec<_> = std::mem::take(&mut self.sinks)
             .into_iter()
             .flatten()
             .flat_map(Sink::into_tasks)
             .collect();
-        if tokio::time::timeout(limit, join_all(&mut tasks))
-            .await
-            .is_err()
-        {
+        let finished = {
+            let Agent {
+                acks, firing, cfg, ..
+            } = &mut self;
+            let drain = async {
+                let mut done = std::pin::pin!(join_all(&mut tasks));
+                loop {
+                    tokio::select! {
+                        () = &mut done => break,
+                        Some(a) = acks.recv() => {
+                            if let Some(wh) = cfg.webhooks.get(a.webhook) {
+                                firing.on_ack(&a, &wh.name);
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(limit, drain).await.is_ok()
+        };
+        if !finished {
             crate::warn!(
                 "deliveries still in flight after {} ms: spooling what is left under {}",
                 limit.as_millis(),
@@ -441,6 +465,36 @@ impl Agent {
                     t.abort();
                 }
             }
+        }
+        while let Ok(a) = self.acks.try_recv() {
+            if let Some(wh) = self.cfg.webhooks.get(a.webhook) {
+                self.firing.on_ack(&a, &wh.name);
+            }
+        }
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+        self.flush_firing();
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+    }
+
+    /// A 2xx from a sink of the config before the last reload: recorded under its
+    /// webhook's name, so a restart does not send it again.
+    pub fn on_retired_ack(&mut self, ack: Option<Ack>) {
+        match ack {
+            Some(a) => {
+                if let Some(wh) = self
+                    .retired
+                    .as_ref()
+                    .and_then(|(_, c)| c.webhooks.get(a.webhook))
+                {
+                    let name = wh.name.clone();
+                    self.firing.on_ack(&a, &name);
+                }
+            }
+            None => self.retired = None,
         }
     }
 }
@@ -631,6 +685,7 @@ pub async fn run(
                 Report::Failure(f) => agent.announce_failure(&f),
                 Report::Ack(a) => agent.on_ack(&a),
                 Report::Written => agent.on_written(),
+                Report::RetiredAck(a) => agent.on_retired_ack(a),
             },
             _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
             _ = hup.recv() => {
@@ -703,8 +758,12 @@ fn reload(
         &next.config().agent.state_dir,
     );
     next.broadcast(EventType::ConfigReload, "reloaded");
-    let old = std::mem::replace(agent, next);
-    // The old sinks finish what they hold in the background.
+    let mut old = std::mem::replace(agent, next);
+    // The old sinks finish what they hold in the background; their 2xx answers reach
+    // the new agent (the delivered state is its now).
+    let (_, closed) = mpsc::channel(1);
+    let acks = std::mem::replace(&mut old.acks, closed);
+    agent.retired = Some((acks, Arc::clone(&old.cfg)));
     tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
 }
 
