@@ -35,11 +35,8 @@ USAGE:
                                        rules, outboxes and recent deliveries of the running agent
   tocsin replay EVENT_ID [-c FILE | --socket PATH]
                                        re-send a recent or spooled event (new id, replay_of = the old)
-  tocsin mute (RULE | --webhook WEBHOOK | --all) [--for DURATION] [-c FILE | --socket PATH]
-                                       suppress a rule's events, or a webhook's (all but heartbeat
-                                       and test), for DURATION (default 1h, at most 7 days)
-  tocsin unmute (RULE | --webhook WEBHOOK | --all) [-c FILE | --socket PATH]
-                                       lift a mute; receivers get what they are owed now
+  tocsin mute (RULE | --webhook WEBHOOK | --all) [--for DURATION (1h; at most 168h)]
+  tocsin unmute (RULE | --webhook WEBHOOK | --all)     both also [-c FILE | --socket PATH]
   tocsin --version | --help
 
 FILE defaults to /etc/tocsin/tocsin.toml. status, replay, mute and unmute reach the agent at FILE's
@@ -104,23 +101,14 @@ pub enum Command {
         /// `--socket`: the control socket, instead of the config's.
         socket: Option<PathBuf>,
     },
-    /// `mute TARGET`.
+    /// `mute TARGET` or `unmute TARGET`.
     Mute {
         /// `-c`.
         config: PathBuf,
-        /// What to mute.
+        /// What to mute or unmute.
         target: Target,
-        /// `--for`, in ms.
-        for_ms: u64,
-        /// `--socket`.
-        socket: Option<PathBuf>,
-    },
-    /// `unmute TARGET`.
-    Unmute {
-        /// `-c`.
-        config: PathBuf,
-        /// What to unmute.
-        target: Target,
+        /// `mute`: `--for`, in ms; `None`: `unmute`.
+        for_ms: Option<u64>,
         /// `--socket`.
         socket: Option<PathBuf>,
     },
@@ -208,19 +196,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 ))
             }
         };
-        return Ok(if verb == "mute" {
-            Command::Mute {
-                config,
-                target,
-                for_ms: for_ms.unwrap_or(DEFAULT_FOR_MS),
-                socket,
-            }
-        } else {
-            Command::Unmute {
-                config,
-                target,
-                socket,
-            }
+        return Ok(Command::Mute {
+            config,
+            target,
+            for_ms: (verb == "mute").then(|| for_ms.unwrap_or(DEFAULT_FOR_MS)),
+            socket,
         });
     }
     if !matches!(verb, "render" | "test" | "replay") && !positional.is_empty() {
@@ -253,15 +233,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
 
 /// A rule or webhook name as the agent keeps it.
 fn name(s: &str) -> Result<crate::event::Name, String> {
-    if s.is_empty() || s.contains(['\n', '\r']) {
-        return Err(format!("`{s}` is not a rule or webhook name"));
+    match crate::event::Name::try_from(s) {
+        Ok(n) if !s.is_empty() && !s.contains(['\n', '\r']) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a rule or webhook name (1 to 64 bytes, one line)"
+        )),
     }
-    crate::event::Name::try_from(s).map_err(|()| {
-        format!(
-            "`{s}` is longer than any rule or webhook name ({} bytes)",
-            crate::limits::MAX_NAME_LEN
-        )
-    })
 }
 
 /// The program: parses arguments, runs the command, returns the exit code.
@@ -346,12 +323,10 @@ pub fn main() -> ExitCode {
             target,
             for_ms,
             socket,
-        } => control(&config, socket, &format!("mute {for_ms} {target}")),
-        Command::Unmute {
-            config,
-            target,
-            socket,
-        } => control(&config, socket, &format!("unmute {target}")),
+        } => {
+            let verb = for_ms.map_or_else(|| "unmute".to_string(), |ms| format!("mute {ms}"));
+            control(&config, socket, &format!("{verb} {target}"))
+        }
         Command::Test { config, webhook } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -757,7 +732,7 @@ mod tests {
             Ok(Command::Mute {
                 config: d(),
                 target: Target::Rule("cpu".try_into().unwrap()),
-                for_ms: 3_600_000,
+                for_ms: Some(3_600_000),
                 socket: None
             })
         );
@@ -770,15 +745,16 @@ mod tests {
             Ok(Command::Mute {
                 config: "f".into(),
                 target: Target::Webhook("ops".try_into().unwrap()),
-                for_ms: 168 * 3_600_000,
+                for_ms: Some(168 * 3_600_000),
                 socket: None
             })
         );
         assert_eq!(
             parse_args(&args("unmute --all --socket s")),
-            Ok(Command::Unmute {
+            Ok(Command::Mute {
                 config: d(),
                 target: Target::All,
+                for_ms: None,
                 socket: Some("s".into())
             })
         );

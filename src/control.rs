@@ -30,6 +30,9 @@ pub const MAX_REQUEST: usize = 256;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// The least time between two evictions ([`Admission::admit`]).
 pub const EVICT_PAUSE: Duration = Duration::from_millis(2);
+/// The answer to a peer that is neither the agent's user nor root.
+pub const DENIED: &str =
+    "error: permission denied: only the agent's user and root may use this control socket\n";
 /// The answer to a connection that got no place (or gave its place up).
 pub const BUSY: &str = "error: busy: too many control clients; try again\n";
 
@@ -107,13 +110,24 @@ pub async fn answer(mut stream: UnixStream, text: String) {
     .await;
 }
 
-/// Answers [`BUSY`] and closes. What the client already sent is read first (without
-/// waiting for more): closing a Unix socket with unread data resets the connection, and
-/// the client would see a reset instead of the answer.
+/// Answers [`BUSY`] and closes (see [`turn_away`]).
 pub async fn refuse(stream: UnixStream) {
+    turn_away(stream, None).await;
+}
+
+/// Answers [`BUSY`] — or, for a peer [`check_peer`] refused (`denied`: the agent's uid),
+/// `permission denied` — and closes. What the client sent is read first (for a denied
+/// peer its whole request line, bounded in size and time): closing a Unix socket with unread data
+/// resets the connection, and the client would see a reset instead of the answer. One
+/// function for both, so the agent spawns one kind of task for them.
+pub async fn turn_away(mut stream: UnixStream, denied: Option<u32>) {
+    if denied.is_some() {
+        let _ = read_request(&mut stream).await;
+    }
     let mut sink = [0u8; MAX_REQUEST];
     while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
-    answer(stream, BUSY.to_string()).await;
+    let text = if denied.is_some() { DENIED } else { BUSY };
+    answer(stream, text.to_string()).await;
 }
 
 /// The effective user id of the agent.
@@ -131,23 +145,12 @@ pub fn check_peer(stream: &UnixStream, me: u32) -> Result<(), String> {
     match stream.peer_cred() {
         Ok(c) if c.uid() == me || c.uid() == 0 => Ok(()),
         Ok(c) => Err(format!(
-            "uid {} (pid {}): only uid {me} (the agent's) and root may use it",
+            "uid {} (pid {}): not uid {me} or root",
             c.uid(),
-            c.pid().map_or_else(|| "?".into(), |p| p.to_string())
+            c.pid().unwrap_or(0)
         )),
         Err(e) => Err(format!("a peer whose credentials cannot be read ({e})")),
     }
-}
-
-/// Answers a peer [`check_peer`] refused, after reading its request (bounded), so that it
-/// reads the answer rather than a reset.
-pub async fn deny(mut stream: UnixStream, me: u32) {
-    let _ = read_request(&mut stream).await;
-    answer(
-        stream,
-        format!("error: permission denied: only uid {me} (the agent's) and root may use this control socket\n"),
-    )
-    .await;
 }
 
 /// Places for control connections: at most `n` at once, from accept until answered.

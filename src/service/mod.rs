@@ -597,11 +597,11 @@ fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<Contr
             // first fence, this the second (a socket made group- or world-writable).
             if let Err(why) = crate::control::check_peer(&conn, me) {
                 crate::warn!("control socket: refused a request from {why}");
-                tokio::spawn(crate::control::deny(conn, me));
+                tokio::spawn(crate::control::turn_away(conn, Some(me)));
                 continue;
             }
             let Some(mut ticket) = admission.admit().await else {
-                tokio::spawn(crate::control::refuse(conn));
+                tokio::spawn(crate::control::turn_away(conn, None));
                 continue;
             };
             let to_loop = to_loop.clone();

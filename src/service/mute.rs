@@ -139,16 +139,15 @@ pub enum DecodeError {
     Malformed,
 }
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DecodeError {
+    /// What it means, for the log line that moves the file aside.
+    pub fn what(self) -> &'static str {
         match self {
-            DecodeError::Length => f.write_str("has an impossible length"),
-            DecodeError::Magic => f.write_str("is not a tocsin mute file"),
-            DecodeError::Version(v) => {
-                write!(f, "has format version {v}, this tocsin reads {VERSION}")
-            }
-            DecodeError::Checksum => f.write_str("is damaged (checksum mismatch: a torn write?)"),
-            DecodeError::Malformed => f.write_str("is damaged (does not parse)"),
+            DecodeError::Length => "has an impossible length",
+            DecodeError::Magic => "is not a tocsin mute file",
+            DecodeError::Version(_) => "has a format version this tocsin does not read",
+            DecodeError::Checksum => "is damaged (checksum mismatch: a torn write?)",
+            DecodeError::Malformed => "is damaged (does not parse)",
         }
     }
 }
@@ -272,7 +271,7 @@ pub fn load(state_dir: &Path) -> Vec<Stored> {
         }
     };
     decode(&bytes).unwrap_or_else(|e| {
-        state::set_aside(&p, &e.to_string());
+        state::set_aside(&p, e.what());
         Vec::new()
     })
 }
@@ -390,10 +389,15 @@ impl Mutes {
 
     /// Removes the mutes due at `mono`, returning them.
     pub fn take_due(&mut self, mono: u64) -> Vec<Mute> {
-        let (due, keep) = std::mem::take(&mut self.list)
-            .into_iter()
-            .partition(|m| m.deadline_mono <= mono);
-        self.list = keep;
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.list.len() {
+            if self.list[i].deadline_mono <= mono {
+                due.push(self.list.remove(i));
+            } else {
+                i += 1;
+            }
+        }
         due
     }
 
@@ -405,15 +409,21 @@ impl Mutes {
 
 /// `3h 2m 5s`, `42s`: a duration for `status` and answers.
 pub fn human(ms: u64) -> String {
+    use std::fmt::Write as _;
     let s = ms.div_ceil(1000);
-    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     let mut out = String::new();
-    for (v, u) in [(d, "d"), (h, "h"), (m, "m")] {
-        if v > 0 || !out.is_empty() {
-            out.push_str(&format!("{v}{u} "));
+    let mut shown = false;
+    for (v, u) in [
+        (s / 86_400, "d "),
+        (s / 3600 % 24, "h "),
+        (s / 60 % 60, "m "),
+    ] {
+        shown |= v > 0;
+        if shown {
+            let _ = write!(out, "{v}{u}");
         }
     }
-    out.push_str(&format!("{s}s"));
+    let _ = write!(out, "{}s", s % 60);
     out
 }
 
@@ -433,16 +443,16 @@ impl Agent {
         let mut expired = 0;
         for s in stored {
             let left = left_at_start(&s, wall);
-            if left == 0 {
-                crate::info!(
-                    "mute of {} expired while the agent was not running",
-                    s.target
-                );
+            let what = if left == 0 {
                 expired += 1;
-                continue;
+                "expired while the agent was not running".to_string()
+            } else {
+                format!("restored: {} left", human(left))
+            };
+            crate::info!("mute of {} {what}", s.target);
+            if left > 0 {
+                self.mutes.set(s, mono + left);
             }
-            crate::info!("mute of {} restored: {} left", s.target, human(left));
-            self.mutes.set(s, mono + left);
         }
         if expired > 0 {
             self.save_mutes();
@@ -485,24 +495,19 @@ impl Agent {
 
     /// A control request `mute FOR_MS TARGET` or `unmute TARGET`: the answer.
     pub fn mute_request(&mut self, request: &str) -> String {
-        let result = if let Some(rest) = request.strip_prefix("mute ") {
-            let (ms, target) = rest.trim().split_once(' ').unwrap_or((rest, ""));
-            match (ms.parse::<u64>(), Target::parse(target)) {
-                (Ok(ms), Some(t)) => self.mute(t, ms),
-                _ => Err(
-                    "malformed request: expected `mute FOR_MS rule NAME | webhook NAME | all`"
-                        .into(),
-                ),
-            }
-        } else if let Some(rest) = request.strip_prefix("unmute ") {
-            match Target::parse(rest) {
-                Some(t) => self.unmute(&t),
-                None => Err(
-                    "malformed request: expected `unmute rule NAME | webhook NAME | all`".into(),
-                ),
-            }
-        } else {
-            Err("malformed request".into())
+        let parsed = match request.strip_prefix("mute ") {
+            Some(rest) => rest
+                .split_once(' ')
+                .and_then(|(ms, t)| Some((ms.parse::<u64>().ok(), Target::parse(t)?))),
+            None => request
+                .strip_prefix("unmute ")
+                .and_then(Target::parse)
+                .map(|t| (None, t)),
+        };
+        let result = match parsed {
+            Some((Some(ms), t)) => self.mute(t, ms),
+            Some((None, t)) if request.starts_with("unmute ") => self.unmute(&t),
+            _ => Err("malformed mute or unmute request".into()),
         };
         result.unwrap_or_else(|e| format!("error: {e}\n"))
     }
@@ -514,10 +519,7 @@ impl Agent {
     /// Sets a mute of `target` for `for_ms`.
     fn mute(&mut self, target: Target, for_ms: u64) -> Result<String, String> {
         if for_ms == 0 || for_ms > MAX_FOR_MS {
-            return Err(format!(
-                "--for must be more than 0 and at most 7 days (168h); got {}",
-                human(for_ms)
-            ));
+            return Err("--for must be more than 0 and at most 7 days (168h)".into());
         }
         let mut note = String::new();
         match &target {
@@ -544,20 +546,21 @@ impl Agent {
                 };
                 if self.stateful(i) {
                     return Err(format!(
-                        "webhook {w} sends to Alertmanager, which keeps alert state itself: silence its alerts there (an Alertmanager silence, e.g. `amtool silence add device=…`) instead"
+                        "webhook {w} sends to Alertmanager: use an Alertmanager silence instead"
                     ));
                 }
             }
             Target::All => {
-                let am: Vec<&str> = (0..self.cfg.webhooks.len())
-                    .filter(|&i| self.stateful(i))
-                    .map(|i| self.cfg.webhooks[i].name.as_str())
-                    .collect();
-                if !am.is_empty() {
-                    note = format!(
-                        " (not the Alertmanager webhooks {}: use an Alertmanager silence)",
-                        am.join(", ")
-                    );
+                for i in (0..self.cfg.webhooks.len()).filter(|&i| self.stateful(i)) {
+                    note.push_str(if note.is_empty() {
+                        " (not the Alertmanager webhooks "
+                    } else {
+                        ", "
+                    });
+                    note.push_str(&self.cfg.webhooks[i].name);
+                }
+                if !note.is_empty() {
+                    note.push_str(": use an Alertmanager silence)");
                 }
             }
         }
@@ -580,12 +583,13 @@ impl Agent {
         } else {
             "muted"
         };
-        crate::info!("{target}: {verb} for {}{note}", human(for_ms));
-        Ok(format!(
-            "{target}: {verb} for {}, until {}{note}{warn}\n",
+        let line = format!(
+            "{target}: {verb} for {}, until {}{note}",
             human(for_ms),
             crate::util::iso8601(wall.saturating_add(for_ms))
-        ))
+        );
+        crate::info!("{line}");
+        Ok(format!("{line}{warn}\n"))
     }
 
     /// Lifts the mute of `target` and reconciles what it covered.
@@ -638,13 +642,12 @@ impl Agent {
                 crate::util::iso8601(m.stored.until_ms)
             );
         }
-        let counts: Vec<String> = self
-            .cfg
-            .webhooks
-            .iter()
-            .map(|w| format!("{} {}", w.name, self.mutes.suppressed_to(&w.name)))
-            .collect();
-        let _ = writeln!(s, "suppressed while muted: {}", counts.join(", "));
+        s.push_str("suppressed while muted:");
+        for (i, w) in self.cfg.webhooks.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            let _ = write!(s, "{sep}{} {}", w.name, self.mutes.suppressed_to(&w.name));
+        }
+        s.push('\n');
     }
 }
 

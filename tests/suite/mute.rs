@@ -329,7 +329,7 @@ fn a_request_from_another_uid_is_refused_by_peer_credentials_and_logged() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", out(&o));
         assert!(
             String::from_utf8_lossy(&o.stdout)
-                .starts_with("error: permission denied: only uid 0 (the agent's) and root"),
+                .starts_with("error: permission denied: only the agent's user and root"),
             "{args:?}: {}",
             out(&o)
         );
@@ -395,7 +395,7 @@ fn bounds_unknown_names_and_alertmanager_webhooks_are_errors() {
         (&["unmute", "mem"], "error: rule mem is not muted"),
         (
             &["mute", "--webhook", "am"],
-            "error: webhook am sends to Alertmanager",
+            "error: webhook am sends to Alertmanager: use an Alertmanager silence",
         ),
     ] {
         let o = tocsin(args, &cfg);
