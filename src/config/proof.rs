@@ -26,7 +26,6 @@ pub(super) fn prove_webhook(
     use render::Escape;
     let origin = agent.origin();
     let (payload, endpoint) = (&wh.payload, &wh.endpoint);
-    let escape = payload.escape();
     let validate: Option<check::Validator> = match (payload.format, payload.content_type) {
         (Format::Template, None | Some(ContentType::Text)) => None,
         (Format::Template, Some(ContentType::Xml)) => Some(check::xml),
@@ -40,7 +39,6 @@ pub(super) fn prove_webhook(
         &origin,
         payload.language,
         rule_name,
-        escape,
         payload.body_limit(),
         validate,
         &|ctx, buf| payload.render(ctx, buf).ok(),
@@ -68,7 +66,6 @@ pub(super) fn prove_webhook(
         &origin,
         payload.language,
         rule_name,
-        Escape::Url,
         url_limit,
         None,
         &|ctx, buf| check::render_template(&endpoint.target, ctx, Escape::Url, buf),
@@ -86,7 +83,6 @@ pub(super) fn prove_webhook(
             &origin,
             payload.language,
             rule_name,
-            Escape::Header,
             MAX_HEADER_VALUE_LEN,
             None,
             &|ctx, buf| check::render_template(tpl, ctx, Escape::Header, buf),

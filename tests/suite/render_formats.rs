@@ -176,9 +176,10 @@ fn hertzbeat_golden() {
     let b = body(&config(), "hb", &event());
     assert_eq!(
         b,
-        r#"{"id":1229782938247303441,"target":"disk.used_percent","alertDefineId":3279984683266222653,"priority":0,"content":"[CRITICAL] root-full on gw-0042: disk.used_percent{mount=/} = 97.39% >= 95 (4 times), was WARN","tag":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"tags":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"status":0,"times":4,"firstTriggerTime":1795339803000,"lastTriggerTime":1795339813000,"nextEvalInterval":5000,"gmtCreate":"2026-11-22T09:30:03","gmtUpdate":"2026-11-22T09:30:13"}"#
+        r#"{"id":4803839602528529,"target":"disk.used_percent","alertDefineId":1364154540501565,"priority":0,"content":"[CRITICAL] root-full on gw-0042: disk.used_percent{mount=/} = 97.39% >= 95 (4 times), was WARN","tag":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"tags":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"status":0,"times":4,"firstTriggerTime":1795339803000,"lastTriggerTime":1795339813000,"nextEvalInterval":5000,"gmtCreate":"2026-11-22T09:30:03","gmtUpdate":"2026-11-22T09:30:13"}"#
     );
-    // alertDefineId is FNV-1a 64 of "root-full", masked to 63 bits (checked in Python).
+    // id is the low 53 bits of the event id's last 8 bytes (0x11 each); alertDefineId is
+    // FNV-1a 64 of "root-full" masked to 53 bits (both checked in Python).
     // Apache HertzBeat's webhook table (plus its example's `tag`), with its types.
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     for k in [

@@ -324,7 +324,7 @@ pub(super) fn parse_webhook(
         );
     }
 
-    // `signing`: the cloudmonitor-form `signature` of Aliyun CloudMonitor's alarm callback,
+    // `signing`: the `signature` member of Aliyun CloudMonitor's alarm callbacks (JSON and form),
     // DingTalk's signed URL, or Standard Webhooks' signature headers.
     let signing = get_table(c, t, "signing")
         .and_then(|sg| {
@@ -335,8 +335,8 @@ pub(super) fn parse_webhook(
                 return None;
             };
             match scheme {
-                "cloudmonitor" if format.is_some_and(|f| f != Format::CloudmonitorForm) => {
-                    c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-form format");
+                "cloudmonitor" if format.is_some_and(|f| !matches!(f, Format::CloudmonitorForm | Format::CloudmonitorJson)) => {
+                    c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-json and cloudmonitor-form formats");
                     None
                 }
                 "cloudmonitor" => secret(c, sg, "secret", sspan, host).map(Parsed::Form),
