@@ -11,6 +11,10 @@ command -v kill >/dev/null || need_apt+=(procps)
 # tests/suite/alertmanager*.rs and the fleet bench run real Alertmanagers through
 # tests/suite/common/am.rs (skipped, loudly, without one; under CI=true that fails).
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+# tests/suite/receivers.rs reads payloads back with independent parsers: Python recomputes
+# the cloudmonitor-json signature, Node's JSON.parse reads HertzBeat ids.
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v node >/dev/null || need_apt+=(nodejs)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Packages must not start services on the test machine (Alertmanager's would take
