@@ -349,8 +349,8 @@ fn shipped_templates_meet_their_receivers_rules() {
     // The decoder can fail: the raw content would be read as mentions.
     assert!(slack_decode(&content).is_err());
 
-    // WeCom group robot: msgtype text, text.content UTF-8 of at most 2048 bytes; nothing
-    // in it is markup.
+    // WeCom group robot: msgtype text, text.content UTF-8 of at most 2048 bytes, sent as
+    // it is (WeCom documents no escape for its `<@userid>` mentions).
     let v: serde_json::Value = serde_json::from_str(&body_of(&cfg, "wecom", &e)).unwrap();
     assert_eq!(v["msgtype"], "text");
     assert_eq!(v["text"]["content"], content_zh.as_str());
@@ -361,7 +361,8 @@ fn shipped_templates_meet_their_receivers_rules() {
     assert_eq!(v["msgtype"], "text");
     assert_eq!(v["text"]["content"], content_zh.as_str());
 
-    // Feishu custom bot: msg_type text, content.text as it is; a request body at most 20 KB.
+    // Feishu custom bot: msg_type text, content.text as it is (Feishu documents no escape
+    // for its `<at user_id>` tags); a request body at most 20 KB.
     let b = body_of(&cfg, "feishu", &e);
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["msg_type"], "text");
