@@ -62,13 +62,13 @@ pub(super) fn prove_webhook(
         Signing::DingTalk(_) => MAX_URL_LEN - DINGTALK_SIGN_MAX,
         _ => MAX_URL_LEN,
     };
-    if let Err(m) = prove(
+    if let Err(m) = check::prove_template(
         &origin,
         payload.language,
         rule_name,
+        &endpoint.target,
+        Escape::Url,
         url_limit,
-        None,
-        &|ctx, buf| check::render_template(&endpoint.target, ctx, Escape::Url, buf),
     ) {
         c.error(
             url_at,
@@ -79,13 +79,13 @@ pub(super) fn prove_webhook(
         );
     }
     for (name, tpl) in &endpoint.headers {
-        if let Err(m) = prove(
+        if let Err(m) = check::prove_template(
             &origin,
             payload.language,
             rule_name,
+            tpl,
+            Escape::Header,
             MAX_HEADER_VALUE_LEN,
-            None,
-            &|ctx, buf| check::render_template(tpl, ctx, Escape::Header, buf),
         ) {
             c.error(
                 spans.headers.clone().unwrap_or(spans.table.clone()),

@@ -156,6 +156,38 @@ pub fn prove(
     Ok(largest)
 }
 
+/// [`prove`] for a template in `escape`'s place: one without variables renders the same
+/// for every event, so it is rendered once (most request targets and headers).
+///
+/// # Errors
+/// As [`prove`].
+pub fn prove_template(
+    origin: &Origin,
+    language: Language,
+    rule_name: &str,
+    t: &super::template::Template,
+    escape: Escape,
+    limit: usize,
+) -> Result<usize, String> {
+    let f = |ctx: &Ctx<'_>, buf: &mut [u8]| render_template(t, ctx, escape, buf);
+    if !t.is_static() {
+        return prove(origin, language, rule_name, limit, None, &f);
+    }
+    let event = worst_event(rule_name, 'x');
+    let ctx = Ctx {
+        event: &event,
+        origin,
+        language,
+    };
+    let mut scratch = vec![0u8; 64 * 1024];
+    let n =
+        f(&ctx, &mut scratch).ok_or_else(|| "it does not fit even a 64 KiB buffer".to_string())?;
+    if n > limit {
+        return Err(format!("it is {n} bytes; the limit is {limit}"));
+    }
+    Ok(n)
+}
+
 /// Renders a template into a fixed writer; `None` when it does not fit.
 pub fn render_template(
     t: &super::template::Template,
