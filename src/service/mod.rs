@@ -301,6 +301,11 @@ impl Agent {
     /// One cycle: sample, evaluate, route the resulting events.
     pub fn tick(&mut self) {
         let now = self.clock.now_ms();
+        if self.writing.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+            // Also without a loop that waits for [`Report::Written`] (a bench driving
+            // agents), what the last write recorded goes out by the next cycle.
+            self.on_written();
+        }
         if !self.owed.is_empty() {
             self.pace();
         }
