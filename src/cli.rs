@@ -515,6 +515,19 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
     match spec.print(&event, now, &mut buf) {
         Some(text) => {
             println!("# {} {}", wh.endpoint.method.as_str(), wh.endpoint.url.text);
+            let egress = &wh.endpoint.egress;
+            if let Some(p) = egress
+                .proxy
+                .as_ref()
+                .filter(|_| !egress.bypasses_proxy(&wh.endpoint.url.host))
+            {
+                let auth = if egress.proxy_auth.is_some() {
+                    ", Proxy-Authorization: Basic <redacted>"
+                } else {
+                    ""
+                };
+                println!("# through the proxy {} (CONNECT{auth})", p.text);
+            }
             print!("{text}");
             ExitCode::SUCCESS
         }

@@ -165,6 +165,14 @@ pub async fn send(
                 }
                 continue;
             }
+            // The proxy refused its credentials: another attempt with the same ones would
+            // be refused too, and hammering a proxy with bad credentials can lock the
+            // account. The attempt is final; the event waits in the spool for a fix.
+            Err(e @ super::client::SendError::ProxyAuth(_)) => {
+                let error = Error::Send(e);
+                crate::error!("webhook {name}: {what}: {error}; not retried");
+                return end(attempt, last_status, Some(error));
+            }
             Err(e) => (Verdict::Retry, None, Error::Send(e)),
         };
         match verdict {
