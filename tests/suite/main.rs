@@ -28,6 +28,7 @@ mod include;
 mod layers;
 mod log_lines;
 mod probe_hang;
+mod proxy;
 mod reliability;
 mod render_formats;
 mod restart;
