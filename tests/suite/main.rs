@@ -26,6 +26,7 @@ mod faults;
 mod fifo_sources;
 mod include;
 mod layers;
+mod log_level;
 mod log_lines;
 mod probe_hang;
 mod proxy;
