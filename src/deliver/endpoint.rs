@@ -150,12 +150,8 @@ impl NoProxy {
                     && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
             }
             NoProxy::Cidr(net, bits) => match (net, host.parse::<IpAddr>()) {
-                (IpAddr::V4(n), Ok(IpAddr::V4(h))) => {
-                    prefix_eq(&n.octets(), &h.octets(), *bits)
-                }
-                (IpAddr::V6(n), Ok(IpAddr::V6(h))) => {
-                    prefix_eq(&n.octets(), &h.octets(), *bits)
-                }
+                (IpAddr::V4(n), Ok(IpAddr::V4(h))) => prefix_eq(&n.octets(), &h.octets(), *bits),
+                (IpAddr::V6(n), Ok(IpAddr::V6(h))) => prefix_eq(&n.octets(), &h.octets(), *bits),
                 // An IPv4-mapped IPv6 literal is the IPv4 host it maps.
                 (IpAddr::V4(n), Ok(IpAddr::V6(h))) => h
                     .to_ipv4_mapped()

@@ -136,10 +136,7 @@ fn at_warn_a_failure_is_still_written() {
         log.contains("tocsin error: webhook rcv: giving up on alarm"),
         "{log}"
     );
-    assert!(
-        !log.contains("tocsin info:"),
-        "no info line at warn: {log}"
-    );
+    assert!(!log.contains("tocsin info:"), "no info line at warn: {log}");
 }
 
 #[test]
@@ -192,5 +189,8 @@ fn at_debug_a_new_connection_is_written() {
         rcv.port
     );
     assert!(log.contains(&want), "{log}");
-    assert!(log.contains("tocsin info: webhook rcv: delivered alarm"), "{log}");
+    assert!(
+        log.contains("tocsin info: webhook rcv: delivered alarm"),
+        "{log}"
+    );
 }

@@ -188,7 +188,10 @@ fn squid_refuses_without_proxy_auth_and_tunnels_with_it() {
     let via = format!("proxy = \"{}\"", squid.url());
 
     // No credentials: Squid answers 407, and nothing reaches the receiver.
-    let (ok, out) = tocsin("test", &config(dir.path(), "none.toml", &rcv.url("/p"), &via));
+    let (ok, out) = tocsin(
+        "test",
+        &config(dir.path(), "none.toml", &rcv.url("/p"), &via),
+    );
     assert!(!ok, "{out}");
     assert!(out.contains("proxy authentication failed"), "{out}");
     assert!(out.contains("set `proxy_auth`"), "{out}");
@@ -238,7 +241,10 @@ fn squid_refuses_without_proxy_auth_and_tunnels_with_it() {
     {
         let files = make_tls(dir.path());
         let trcv = Receiver::start_tls(files.server.clone());
-        let extra = format!("{auth}\ntls = {{ ca_file = \"{}\" }}", files.ca_pem.display());
+        let extra = format!(
+            "{auth}\ntls = {{ ca_file = \"{}\" }}",
+            files.ca_pem.display()
+        );
         let url = format!("https://127.0.0.1:{}/tls", trcv.port);
         let (ok, out) = tocsin("test", &config(dir.path(), "tls.toml", &url, &extra));
         assert!(ok, "{out}\n{:?}", squid.access());

@@ -200,7 +200,9 @@ fn no_proxy_entry(n: &str) -> Result<NoProxy, String> {
     let name = n.strip_prefix('.').unwrap_or(n);
     let ok = !name.is_empty()
         && name.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     match (ok, n.starts_with('.')) {
         (false, _) => Err(what.to_string()),
