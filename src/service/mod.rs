@@ -738,6 +738,7 @@ fn reload(
             return;
         }
     };
+    crate::log::set_config_level(new.agent.log_level);
     log_rules(&new);
     let mut next = match Agent::new(Arc::new(new), mode, clock.clone()) {
         Ok(next) => next,
