@@ -81,6 +81,8 @@ pub struct AgentSettings {
     pub heartbeat_ms: Option<u64>,
     /// Fleet labels, in file order.
     pub labels: Vec<(String, String)>,
+    /// `log_level`: the most verbose log lines written (the command line's `-q`/`-v` win).
+    pub log_level: crate::log::Level,
 }
 
 impl Config {

@@ -67,6 +67,11 @@ pub enum Report {
     Failure(Failure),
     /// A receiver took a rule event.
     Ack(Ack),
+    /// A sink of the config before the last reload reported a 2xx (`None`: all of
+    /// them have finished).
+    RetiredAck(Option<Ack>),
+    /// The firing-state write in flight finished: the events it recorded may go out.
+    Written,
 }
 
 /// One configuration's worth of running state.
@@ -84,12 +89,20 @@ pub struct Agent {
     failed_tx: mpsc::Sender<Failure>,
     /// Sinks report each 2xx of a rule event here.
     acks: mpsc::Receiver<Ack>,
+    /// After a reload: the previous config's sinks, still draining, report their 2xx
+    /// here (their webhook indices are that config's).
+    retired: Option<(mpsc::Receiver<Ack>, Arc<Config>)>,
     /// The delivered state and the firing-state file's content.
     firing: firing::Firing,
     /// Owed events not yet handed over (paced: at most what an outbox holds at once).
     owed: std::collections::VecDeque<(usize, Event)>,
-    /// The firing-state write in flight, if any (one at a time, in order).
-    writing: Option<tokio::task::JoinHandle<()>>,
+    /// The firing-state write in flight, if any (one at a time, in order), and how many
+    /// of `held` it records.
+    writing: Option<(tokio::task::JoinHandle<()>, usize)>,
+    /// Transition events waiting for the write that records them: an event reaches a
+    /// sink only once the file says it is owed, so a crash can never leave a receiver
+    /// holding an alarm the next start does not know was sent.
+    held: Vec<Event>,
     mode: Mode,
     /// Set when the drain time is up: sinks spool what they still hold.
     stop: watch::Sender<bool>,
@@ -162,9 +175,11 @@ impl Agent {
             failures,
             failed_tx,
             acks,
+            retired: None,
             firing: firing::Firing::default(),
             owed: std::collections::VecDeque::new(),
             writing: None,
+            held: Vec::new(),
             mode,
             stop,
             clock,
@@ -237,6 +252,7 @@ impl Agent {
         self.firing = std::mem::take(&mut old.firing);
         self.owed = std::mem::take(&mut old.owed);
         self.writing = old.writing.take();
+        self.held = std::mem::take(&mut old.held);
         self.owed.retain(|(w, e)| {
             old.cfg.webhooks.get(*w).map(|o| &o.name) == self.cfg.webhooks.get(*w).map(|n| &n.name)
                 && e.rule.is_some_and(|r| r < self.specs.len())
@@ -285,6 +301,11 @@ impl Agent {
     /// One cycle: sample, evaluate, route the resulting events.
     pub fn tick(&mut self) {
         let now = self.clock.now_ms();
+        if self.writing.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+            // Also without a loop that waits for [`Report::Written`] (a bench driving
+            // agents), what the last write recorded goes out by the next cycle.
+            self.on_written();
+        }
         if !self.owed.is_empty() {
             self.pace();
         }
@@ -308,11 +329,12 @@ impl Agent {
             cfg,
             firing,
             owed,
+            held,
+            mode,
             ..
         } = self;
         evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
-            offer(routes, sinks, cfg, failed_tx, &event, None);
             // Only transitions get here: a steady cycle allocates nothing.
             let hooks: Vec<(&str, bool)> = routes
                 .targets(&event, None)
@@ -334,8 +356,52 @@ impl Agent {
                 owed.retain(|(_, e)| e.series_key() != series);
             }
             firing.on_event(&event, t.key, &notify, &hooks);
+            if *mode == Mode::Send {
+                held.push(event);
+            } else {
+                offer(routes, sinks, cfg, failed_tx, &event, None);
+            }
         });
         self.flush_firing();
+        if self.writing.is_none() {
+            self.release(usize::MAX);
+        }
+    }
+
+    /// Hands the first `n` held events to their sinks.
+    fn release(&mut self, n: usize) {
+        let n = n.min(self.held.len());
+        for event in self.held.drain(..n) {
+            offer(
+                &self.routes,
+                &self.sinks,
+                &self.cfg,
+                &self.failed_tx,
+                &event,
+                None,
+            );
+        }
+    }
+
+    /// The firing-state write finished (or failed, logged): the events it recorded go
+    /// out, and the next write starts if something changed meanwhile.
+    pub fn on_written(&mut self) {
+        let Some((_, n)) = self.writing.take() else {
+            return;
+        };
+        self.release(n);
+        self.flush_firing();
+        if self.writing.is_none() {
+            self.release(usize::MAX);
+        }
+    }
+
+    /// Before a stop: waits for the write in flight, then hands over every held event.
+    pub async fn settle(&mut self) {
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+        self.release(usize::MAX);
     }
 
     /// Sends an agent event (`agent_start`, `config_reload`, …) to every webhook that wants it.
@@ -357,18 +423,35 @@ impl Agent {
         );
     }
 
-    /// Closes the sinks and waits up to `limit` for queued deliveries to finish.
-    pub async fn shutdown(self, limit: Duration) {
-        let mut tasks: Vec<_> = self
-            .sinks
+    /// Closes the sinks and waits up to `limit` for queued deliveries to finish,
+    /// recording the 2xx answers that arrive meanwhile, then writes the firing state one
+    /// last time if they changed it.
+    pub async fn shutdown(mut self, limit: Duration) {
+        let mut tasks: Vec<_> = std::mem::take(&mut self.sinks)
             .into_iter()
             .flatten()
             .flat_map(Sink::into_tasks)
             .collect();
-        if tokio::time::timeout(limit, join_all(&mut tasks))
-            .await
-            .is_err()
-        {
+        let finished = {
+            let Agent {
+                acks, firing, cfg, ..
+            } = &mut self;
+            let drain = async {
+                let mut done = std::pin::pin!(join_all(&mut tasks));
+                loop {
+                    tokio::select! {
+                        () = &mut done => break,
+                        Some(a) = acks.recv() => {
+                            if let Some(wh) = cfg.webhooks.get(a.webhook) {
+                                firing.on_ack(&a, &wh.name);
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(limit, drain).await.is_ok()
+        };
+        if !finished {
             crate::warn!(
                 "deliveries still in flight after {} ms: spooling what is left under {}",
                 limit.as_millis(),
@@ -387,6 +470,36 @@ impl Agent {
                     t.abort();
                 }
             }
+        }
+        while let Ok(a) = self.acks.try_recv() {
+            if let Some(wh) = self.cfg.webhooks.get(a.webhook) {
+                self.firing.on_ack(&a, &wh.name);
+            }
+        }
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+        self.flush_firing();
+        if let Some((h, _)) = self.writing.take() {
+            let _ = h.await;
+        }
+    }
+
+    /// A 2xx from a sink of the config before the last reload: recorded under its
+    /// webhook's name, so a restart does not send it again.
+    pub fn on_retired_ack(&mut self, ack: Option<Ack>) {
+        match ack {
+            Some(a) => {
+                if let Some(wh) = self
+                    .retired
+                    .as_ref()
+                    .and_then(|(_, c)| c.webhooks.get(a.webhook))
+                {
+                    let name = wh.name.clone();
+                    self.firing.on_ack(&a, &name);
+                }
+            }
+            None => self.retired = None,
         }
     }
 }
@@ -576,6 +689,8 @@ pub async fn run(
             Some(r) = agent.next_report() => match r {
                 Report::Failure(f) => agent.announce_failure(&f),
                 Report::Ack(a) => agent.on_ack(&a),
+                Report::Written => agent.on_written(),
+                Report::RetiredAck(a) => agent.on_retired_ack(a),
             },
             _ = watchdog_tick(&mut watchdog) => tell(&sd, Notifier::watchdog),
             _ = hup.recv() => {
@@ -593,6 +708,7 @@ pub async fn run(
         let _ = std::fs::remove_file(&control_path);
     }
     tell(&sd, Notifier::stopping);
+    agent.settle().await;
     agent.broadcast(EventType::AgentStop, "");
     agent.shutdown(DRAIN_TIMEOUT).await;
     Ok(())
@@ -622,6 +738,7 @@ fn reload(
             return;
         }
     };
+    crate::log::set_config_level(new.agent.log_level);
     log_rules(&new);
     let mut next = match Agent::new(Arc::new(new), mode, clock.clone()) {
         Ok(next) => next,
@@ -647,8 +764,12 @@ fn reload(
         &next.config().agent.state_dir,
     );
     next.broadcast(EventType::ConfigReload, "reloaded");
-    let old = std::mem::replace(agent, next);
-    // The old sinks finish what they hold in the background.
+    let mut old = std::mem::replace(agent, next);
+    // The old sinks finish what they hold in the background; their 2xx answers reach
+    // the new agent (the delivered state is its now).
+    let (_, closed) = mpsc::channel(1);
+    let acks = std::mem::replace(&mut old.acks, closed);
+    agent.retired = Some((acks, Arc::clone(&old.cfg)));
     tokio::spawn(old.shutdown(DRAIN_TIMEOUT));
 }
 

@@ -93,7 +93,36 @@ impl Agent {
             let level = e.level;
             let before = e.hooks.len();
             let mut hooks = std::mem::take(&mut e.hooks);
+            let recorded = hooks.len();
+            if let (Some(idx), true) = (rule_idx, state != crate::event::AlertState::Ok) {
+                // A webhook added to the rule's `notify` (or newly taking this state) is
+                // owed the episode: it gets the recorded event, never acknowledged by it.
+                if let Some(template) = hooks.first().map(|h| h.last.clone()) {
+                    let mut probe = template.clone();
+                    probe.rule = Some(idx);
+                    for w in self.routes.targets(&probe, None) {
+                        let name = &self.cfg.webhooks[w].name;
+                        if !hooks.iter().any(|h| h.webhook.as_str() == name.as_str())
+                            && hooks.len() < firing::MAX_HOOKS
+                        {
+                            hooks.push(firing::Hook {
+                                webhook: crate::event::truncated(name),
+                                delivered: None,
+                                last: probe.clone(),
+                            });
+                        }
+                    }
+                }
+                e.notify = self.cfg.rules[idx]
+                    .notify
+                    .iter()
+                    .map(|&w| crate::event::truncated(&self.cfg.webhooks[w].name))
+                    .collect();
+            }
+            let mut nth = 0;
             hooks.retain_mut(|h| {
+                let added = nth >= recorded;
+                nth += 1;
                 let Some(w) = self
                     .cfg
                     .webhooks
@@ -110,6 +139,11 @@ impl Agent {
                 let never_acked = h.delivered.is_none_or(|d| d.id != h.last.id);
                 let same = h.last.state == state
                     && (state == crate::event::AlertState::Ok || h.last.level == level);
+                if !restart && !added && !stateful && never_acked && same {
+                    // At a reload: the previous config's sink still holds it (in its
+                    // queue, in flight or spooled) and its 2xx is recorded here.
+                    return true;
+                }
                 let mut event = h.last.clone();
                 if !(stateful || (never_acked && same)) {
                     event.id = EventId::generate(now);
@@ -196,9 +230,25 @@ impl Agent {
 
     /// Waits for a sink to give up on an event or to report a 2xx.
     pub async fn next_report(&mut self) -> Option<Report> {
+        let writing = &mut self.writing;
+        let retired = &mut self.retired;
         tokio::select! {
+            a = async {
+                match retired.as_mut() {
+                    Some((rx, _)) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Some(Report::RetiredAck(a)),
             Some(f) = self.failures.recv() => Some(Report::Failure(f)),
             Some(a) = self.acks.recv() => Some(Report::Ack(a)),
+            () = async {
+                match writing.as_mut() {
+                    Some((h, _)) => {
+                        let _ = h.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => Some(Report::Written),
             else => None,
         }
     }
@@ -209,7 +259,7 @@ impl Agent {
         if !self.firing.dirty || self.mode != Mode::Send {
             return;
         }
-        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+        if self.writing.is_some() {
             return;
         }
         self.firing.dirty = false;
@@ -219,10 +269,14 @@ impl Agent {
             .clone_from(&self.cfg.agent.device_id);
         let bytes = firing::encode(&self.firing.set);
         let dir = self.cfg.agent.state_dir.clone();
-        self.writing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = firing::write(&dir, &bytes) {
-                crate::error!("cannot write the firing state under {}: {e}", dir.display());
-            }
-        }));
+        let held = self.held.len();
+        self.writing = Some((
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = firing::write(&dir, &bytes) {
+                    crate::error!("cannot write the firing state under {}: {e}", dir.display());
+                }
+            }),
+            held,
+        ));
     }
 }

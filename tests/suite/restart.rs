@@ -238,10 +238,9 @@ fn no_state_write_in_steady_state_and_a_torn_file_is_survived() {
 #[cfg(feature = "crash-points")]
 #[test]
 fn a_crash_at_any_step_of_the_state_write_ends_with_the_receiver_ok() {
-    // Not "firing.before-write" / "firing.after-temp" of the first write: an alarm
-    // delivered before its state is on disk is unknown after the restart (README: what a
-    // SIGKILL can still cost).
     for point in [
+        "firing.before-write",
+        "firing.after-temp",
         "firing.after-rename",
         "firing.after-dirsync",
         "ack.before-send",
@@ -262,6 +261,16 @@ fn a_crash_at_any_step_of_the_state_write_ends_with_the_receiver_ok() {
             "{point}: {}",
             agent.log()
         );
+        if point.starts_with("firing.") {
+            // The alarm goes out only once the file that records it is on disk: a crash
+            // anywhere in that first write leaves the receiver without it (so a restart
+            // that finds the condition cleared owes it nothing).
+            assert_eq!(
+                rcv.received().len(),
+                0,
+                "{point}: delivered before its state was written"
+            );
+        }
         put(&root, "proc/meminfo", &meminfo(40));
         let agent = Agent::start(&cfg, dir.path());
         std::thread::sleep(Duration::from_millis(2000));
@@ -269,6 +278,10 @@ fn a_crash_at_any_step_of_the_state_write_ends_with_the_receiver_ok() {
         let s = states(&r);
         if let Some(first) = s.first() {
             assert_eq!(first, "ALERT", "{point}: {s:?} {}", agent.log());
+            assert_eq!(s.last().map(String::as_str), Some("OK"), "{point}: {s:?}");
+        }
+        if point.starts_with("ack.") {
+            // Delivered before the crash: the restart owes (and sends) the recovery.
             assert_eq!(s.last().map(String::as_str), Some("OK"), "{point}: {s:?}");
         }
     }
@@ -640,4 +653,190 @@ timeout = "1s"
             agent.log()
         );
     }
+}
+
+/// A config of one rule and two receivers, `rule` notifying `notify`.
+fn two_receivers(dir: &Path, root: &Path, urls: [&str; 2], rule: &str, notify: &str) -> String {
+    let hook = |name: &str, url: &str| {
+        format!(
+            r#"
+[[webhook]]
+name = "{name}"
+url = "{url}"
+format = "template"
+body = '{{"rule": "${{alert_name}}", "state": "${{state}}", "id": "${{event_id}}", "first": ${{first_trigger_ms}}}}'
+events = ["alarm", "recovery"]
+retries = 1
+retry_interval = "100ms"
+timeout = "1s"
+"#
+        )
+    };
+    format!(
+        r#"[agent]
+device_id = "gw"
+hostname = "h"
+interval = "100ms"
+root = "{root}"
+state_dir = "{state}"
+
+{rule}
+notify = {notify}
+{a}{b}"#,
+        root = root.display(),
+        state = dir.join("state").display(),
+        a = hook("a", urls[0]),
+        b = hook("b", urls[1]),
+    )
+}
+
+fn rule_states(r: &[Received]) -> Vec<String> {
+    r.iter()
+        .map(|x| {
+            let j = x.json();
+            format!(
+                "{} {}",
+                j["rule"].as_str().unwrap_or("?"),
+                j["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// A SIGHUP reload reconciles like a start: a changed threshold keeps the episode (no
+/// second alarm), a webhook added to `notify` is sent the alarm it is owed, and a renamed
+/// rule is a removed one (its recovery, to both) plus a new one (its alarm).
+#[test]
+fn a_reload_keeps_the_episode_tells_an_added_webhook_and_recovers_a_renamed_rule() {
+    let dir = TempDir::new("rs-reload");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let (a, b) = (Receiver::start(), Receiver::start());
+    let urls = [a.url("/a"), b.url("/b")];
+    let urls = [urls[0].as_str(), urls[1].as_str()];
+    let cfg = dir.path().join("tocsin.toml");
+    let rule = |name: &str, threshold: u32| {
+        format!("[[rule]]\nname = \"{name}\"\nmetric = \"mem.used_percent\"\ncritical = \"> {threshold}\"")
+    };
+    std::fs::write(
+        &cfg,
+        two_receivers(dir.path(), &root, urls, &rule("mem", 95), r#"["a"]"#),
+    )
+    .unwrap();
+    let agent = Agent::start(&cfg, dir.path());
+    let alarm = a.wait_for(WAIT, "the alarm at a", |r| !r.is_empty())[0].json();
+
+    // New threshold, and b added to notify.
+    std::fs::write(
+        &cfg,
+        two_receivers(dir.path(), &root, urls, &rule("mem", 90), r#"["a", "b"]"#),
+    )
+    .unwrap();
+    unsafe_kill(agent.child.id(), 1);
+    let got = b.wait_for(WAIT, "the alarm owed to b", |r| !r.is_empty());
+    assert_eq!(rule_states(&got), ["mem ALERT"], "{}", agent.log());
+    assert_eq!(got[0].json()["first"], alarm["first"], "the same episode");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        rule_states(&a.received()),
+        ["mem ALERT"],
+        "no second alarm at a: {}",
+        agent.log()
+    );
+    assert_eq!(b.received().len(), 1, "b is told once");
+
+    // The rule renamed: a removed rule and a new one.
+    std::fs::write(
+        &cfg,
+        two_receivers(
+            dir.path(),
+            &root,
+            urls,
+            &rule("mem-renamed", 90),
+            r#"["a", "b"]"#,
+        ),
+    )
+    .unwrap();
+    unsafe_kill(agent.child.id(), 1);
+    for (name, rcv) in [("a", &a), ("b", &b)] {
+        let got = rcv.wait_for(WAIT, "the recovery and the new alarm", |r| {
+            rule_states(r)
+                .iter()
+                .filter(|s| s.starts_with("mem"))
+                .count()
+                >= 3
+                || r.len() >= 3
+        });
+        let s = rule_states(&got);
+        assert!(
+            s.contains(&"mem OK".to_string()),
+            "{name}: {s:?} {}",
+            agent.log()
+        );
+        assert!(
+            s.contains(&"mem-renamed ALERT".to_string()),
+            "{name}: {s:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(a.received().len(), 3, "{:?}", rule_states(&a.received()));
+    assert_eq!(b.received().len(), 3, "{:?}", rule_states(&b.received()));
+}
+
+/// A 2xx that arrives while SIGTERM drains the outbox is recorded before the agent
+/// exits: the restart, with the condition still true, owes that receiver nothing.
+#[test]
+fn a_2xx_during_the_stop_drain_is_recorded() {
+    let dir = TempDir::new("rs-drain");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    // The status line and headers one byte every 25 ms: about a second in flight.
+    rcv.script([Reply::SlowHeaders(25)]);
+    let cfg = config(dir.path(), &root, &rcv.url("/a"), "mem", "");
+    let mut agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "the alarm", |r| !r.is_empty());
+    assert!(agent.stop(), "SIGTERM ends the agent: {}", agent.log());
+    assert!(
+        !agent.log().contains("spooling what is left"),
+        "the answer came within the drain: {}",
+        agent.log()
+    );
+    let again = Agent::start(&cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "the alarm is not sent again: {}",
+        again.log()
+    );
+}
+
+/// A 2xx answered to the sink of the config before a reload is recorded by the agent
+/// after it: a later restart does not send that alarm again.
+#[test]
+fn a_2xx_to_the_sinks_of_the_previous_config_is_recorded() {
+    let dir = TempDir::new("rs-retired");
+    let root = dir.path().join("root");
+    put(&root, "proc/meminfo", &meminfo(97));
+    let rcv = Receiver::start();
+    rcv.script([Reply::SlowHeaders(25)]);
+    let cfg = config(dir.path(), &root, &rcv.url("/a"), "mem", "");
+    let mut agent = Agent::start(&cfg, dir.path());
+    rcv.wait_for(WAIT, "the alarm", |r| !r.is_empty());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("> 95", "> 96")).unwrap();
+    unsafe_kill(agent.child.id(), 1);
+    // The slow answer ends about a second after the request; then a cycle writes it.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(agent.log().contains("reloaded"), "{}", agent.log());
+    kill9(&mut agent);
+    let again = Agent::start(&cfg, dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "the alarm is not sent again: {}",
+        again.log()
+    );
 }
