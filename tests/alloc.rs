@@ -176,7 +176,9 @@ impl Cycle {
         self.sampler.sample(self.now, &mut self.samples);
         let t = &mut self.transitions;
         self.evaluator
-            .evaluate(&self.specs, &self.samples, self.now, &mut |_| *t += 1);
+            .evaluate(&self.specs, &self.samples, self.now, self.now, &mut |_| {
+                *t += 1
+            });
     }
 }
 

@@ -56,7 +56,7 @@ fn main() {
         samples.clear();
         sampler.sample(now, &mut samples);
         let t1 = cpu_ns();
-        evaluator.evaluate(&specs, &samples, now, &mut |_| transitions += 1);
+        evaluator.evaluate(&specs, &samples, now, now, &mut |_| transitions += 1);
         let t2 = cpu_ns();
         sample_ns += t1 - t0;
         eval_ns += t2 - t1;
@@ -68,7 +68,7 @@ fn main() {
         now += 1000;
         samples.clear();
         sampler.sample(now, &mut samples);
-        evaluator.evaluate(&specs, &samples, now, &mut |_| transitions += 1);
+        evaluator.evaluate(&specs, &samples, now, now, &mut |_| transitions += 1);
     }
     let cpu = cpu_ns() - cpu0;
     let wall = wall0.elapsed().as_nanos() as u64;

@@ -78,6 +78,8 @@ pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
         op: Op::Ge,
         value: f64::MIN,
     });
+    // `$Average` / `$Maximum` / `$Minimum` are the longest names of the value.
+    worst.aggregate = crate::event::Aggregate::Avg;
     worst.times = u32::MAX;
     worst.rule_times = u8::MAX;
     worst.first_trigger_ms = u64::MAX;

@@ -289,7 +289,8 @@ impl Agent {
             self.pace();
         }
         self.samples.clear();
-        self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
+        let mono = self.clock.mono_ms();
+        self.sampler.sample(mono, &mut self.samples);
         if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
             let agent = &self.cfg.agent;
             if boot::announce_once(&agent.root, &agent.state_dir, now) {
@@ -310,7 +311,7 @@ impl Agent {
             owed,
             ..
         } = self;
-        evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
+        evaluator.evaluate(specs, samples, now, mono, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
             offer(routes, sinks, cfg, failed_tx, &event, None);
             // Only transitions get here: a steady cycle allocates nothing.
