@@ -39,3 +39,4 @@ mod skipping;
 mod state_dir;
 mod upgrade;
 mod webhooks;
+mod windows;
