@@ -92,6 +92,12 @@ pub fn ring_bytes(window_ms: u64, interval_ms: u64) -> usize {
 }
 
 /// The latest samples of one series, and its warm-up.
+///
+/// The samples held are exactly those in the window at the latest push: each push first
+/// drops, oldest first, the ones that left it (time only moves forward, so a sample that
+/// left never comes back). The sum of the held values is kept as they come and go (and
+/// summed afresh each time the ring wraps, so rounding cannot drift), so `avg` and `sum`
+/// cost no scan; `max` and `min` scan the held values only.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Ring {
     /// Empty until the ring is made for a shape (then `shape.slots` long, never resized).
@@ -102,6 +108,8 @@ pub(super) struct Ring {
     head: u8,
     /// Samples held.
     len: u8,
+    /// The sum of the held values.
+    sum: f64,
     /// Monotonic ms of the first sample since the ring was made or cleared.
     first: Option<u64>,
     /// Warm-up is over.
@@ -139,22 +147,30 @@ impl Ring {
         if n == 0 {
             return None;
         }
+        self.expire(now, shape);
+        if usize::from(self.len) == n {
+            // Ticks came faster than the interval: the oldest makes room.
+            self.drop_oldest();
+        }
         if self.len == 0 {
             self.base = now;
+            self.sum = 0.0;
         }
         let mut off = now.saturating_sub(self.base) / shape.unit_ms;
         if off > u64::from(u16::MAX) {
-            self.rebase(now, shape);
+            self.rebase(shape);
             off = now.saturating_sub(self.base) / shape.unit_ms;
         }
         let at = off.min(u64::from(u16::MAX)) as u16;
         let head = usize::from(self.head) % n;
-        self.slots[head] = Slot {
-            value: value as f32,
-            at,
-        };
+        let value = value as f32;
+        self.slots[head] = Slot { value, at };
         self.head = ((head + 1) % n) as u8;
-        self.len = (usize::from(self.len) + 1).min(n) as u8;
+        self.len += 1;
+        self.sum += f64::from(value);
+        if self.head == 0 {
+            self.sum = self.values().map(f64::from).sum();
+        }
         if self.first.is_none() {
             self.first = Some(now);
         }
@@ -164,64 +180,69 @@ impl Ring {
             }
             self.warm = true;
         }
-        self.aggregate(now, shape)
+        self.aggregate(shape)
     }
 
-    /// The aggregate of the samples in the window at `now` (`None`: none is).
-    pub(super) fn aggregate(&self, now: u64, shape: &Shape) -> Option<f64> {
-        let (mut count, mut sum) = (0u32, 0f64);
-        let (mut max, mut min) = (f64::NEG_INFINITY, f64::INFINITY);
-        for s in self.held() {
-            let t = self.base + u64::from(s.at) * shape.unit_ms;
-            if !shape.holds(now.saturating_sub(t)) {
-                continue;
-            }
-            let v = f64::from(s.value);
-            count += 1;
-            sum += v;
-            max = max.max(v);
-            min = min.min(v);
-        }
-        if count == 0 {
+    /// The aggregate of the samples held (those in the window at the latest push).
+    fn aggregate(&self, shape: &Shape) -> Option<f64> {
+        if self.len == 0 {
             return None;
         }
         Some(match shape.aggregate {
-            Aggregate::Avg => sum / f64::from(count),
-            Aggregate::Max => max,
-            Aggregate::Min => min,
-            Aggregate::Sum | Aggregate::Last => sum,
+            Aggregate::Avg => self.sum / f64::from(self.len),
+            Aggregate::Sum | Aggregate::Last => self.sum,
+            Aggregate::Max => f64::from(self.values().fold(f32::NEG_INFINITY, f32::max)),
+            Aggregate::Min => f64::from(self.values().fold(f32::INFINITY, f32::min)),
         })
     }
 
-    /// The samples held, oldest first.
-    fn held(&self) -> impl Iterator<Item = Slot> + '_ {
+    /// The index of the oldest sample held.
+    fn oldest(&self) -> usize {
         let n = self.slots.len();
-        let start = (usize::from(self.head) + n - usize::from(self.len)) % n.max(1);
-        (0..usize::from(self.len)).map(move |i| self.slots[(start + i) % n])
+        (usize::from(self.head) + n - usize::from(self.len)) % n
     }
 
-    /// Drops the samples that left the window at `now` and moves the base to the oldest
-    /// one kept (to `now` when none is), so that `now`'s offset fits 16 bits again.
-    fn rebase(&mut self, now: u64, shape: &Shape) {
-        let n = self.slots.len();
-        let start = (usize::from(self.head) + n - usize::from(self.len)) % n;
-        let mut kept = 0usize;
-        let mut new_base = now;
-        for i in 0..usize::from(self.len) {
-            let s = self.slots[(start + i) % n];
+    /// The held values, oldest first, as two runs of the slots.
+    fn values(&self) -> impl Iterator<Item = f32> + '_ {
+        let (start, len, n) = (self.oldest(), usize::from(self.len), self.slots.len());
+        let first = &self.slots[start..(start + len).min(n)];
+        let wrapped = &self.slots[..(start + len).saturating_sub(n)];
+        first.iter().chain(wrapped).map(|s| s.value)
+    }
+
+    /// Drops the oldest sample held.
+    fn drop_oldest(&mut self) {
+        let s = self.slots[self.oldest()];
+        self.sum -= f64::from(s.value);
+        self.len -= 1;
+    }
+
+    /// Drops, oldest first, the samples that are out of the window at `now`.
+    fn expire(&mut self, now: u64, shape: &Shape) {
+        while self.len > 0 {
+            let s = self.slots[self.oldest()];
             let t = self.base + u64::from(s.at) * shape.unit_ms;
             if shape.holds(now.saturating_sub(t)) {
-                if kept == 0 {
-                    new_base = t;
-                }
-                let at = ((t - new_base) / shape.unit_ms) as u16;
-                self.slots[kept] = Slot { value: s.value, at };
-                kept += 1;
+                break;
             }
+            self.drop_oldest();
         }
-        self.base = new_base;
-        self.len = kept as u8;
-        self.head = (kept % n) as u8;
+        if self.len == 0 {
+            self.sum = 0.0;
+        }
+    }
+
+    /// Moves the base to the oldest sample held (all are in the window, after
+    /// [`expire`](Self::expire)), so that a new offset fits 16 bits again.
+    fn rebase(&mut self, shape: &Shape) {
+        let n = self.slots.len();
+        let start = self.oldest();
+        let shift = self.slots[start].at;
+        for i in 0..usize::from(self.len) {
+            let s = &mut self.slots[(start + i) % n];
+            s.at -= shift;
+        }
+        self.base += u64::from(shift) * shape.unit_ms;
     }
 }
 
