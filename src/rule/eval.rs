@@ -978,6 +978,52 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_series_of_a_window_warms_up_or_reaches_no_data() {
+        let mut r = avg_rule();
+        r.no_data = NoData::Alert;
+        let rules = vec![r];
+        let restore = Restore {
+            key: None,
+            dim: dim("/"),
+            state: AlertState::Alert,
+            level: C,
+            first_ms: 1_000,
+            last_ms: 2_000,
+            times: 7,
+            last_notified_ms: 0,
+        };
+        // No sample after the start: a series that has none is not warming up, so the
+        // missing cycles count (a monotonic clock that starts at 0, as the agent's does).
+        let mut ev = Evaluator::new(&rules);
+        assert!(ev.restore(0, &restore));
+        let mut out = Vec::new();
+        for i in 0..3u64 {
+            ev.evaluate(&rules, &[], i * STEP_MS, i * STEP_MS, &mut |t| out.push(t));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].kind, out[0].first_trigger_ms), (ND, 1_000));
+        // Samples: the episode goes on through the warm-up (no alarm), then recovers on
+        // the first evaluated average that clears, carrying its first trigger.
+        let mut ev = Evaluator::new(&rules);
+        assert!(ev.restore(
+            0,
+            &Restore {
+                dim: DimValue::new(),
+                ..restore
+            }
+        ));
+        let mut out = Vec::new();
+        for i in 0..4u64 {
+            ev.evaluate(&rules, &[mem(50.0)], i * STEP_MS, i * STEP_MS, &mut |t| {
+                out.push(t)
+            });
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].kind, out[0].first_trigger_ms), (Rec, 1_000));
+        assert_eq!(out[0].value, Some(50.0));
+    }
+
+    #[test]
     fn a_reload_that_changes_the_window_restarts_it_and_reports_the_alert() {
         let mut plain = mem_rule();
         plain.name = heapless::String::try_from("plain").unwrap();

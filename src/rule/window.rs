@@ -91,6 +91,9 @@ pub fn ring_bytes(window_ms: u64, interval_ms: u64) -> usize {
     ring_len(window_ms, interval_ms) * core::mem::size_of::<Slot>()
 }
 
+/// [`Ring::first`] before the first sample.
+const NO_SAMPLE: u64 = u64::MAX;
+
 /// The latest samples of one series, and its warm-up.
 ///
 /// The samples held are exactly those in the window at the latest push: each push first
@@ -98,7 +101,7 @@ pub fn ring_bytes(window_ms: u64, interval_ms: u64) -> usize {
 /// left never comes back). The sum of the held values is kept as they come and go (and
 /// summed afresh each time the ring wraps, so rounding cannot drift), so `avg` and `sum`
 /// cost no scan; `max` and `min` scan the held values only.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct Ring {
     /// Empty until the ring is made for a shape (then `shape.slots` long, never resized).
     slots: Box<[Slot]>,
@@ -110,10 +113,25 @@ pub(super) struct Ring {
     len: u8,
     /// The sum of the held values.
     sum: f64,
-    /// Monotonic ms of the first sample since the ring was made or cleared.
-    first: Option<u64>,
+    /// Monotonic ms of the first sample since the ring was made ([`NO_SAMPLE`]: none yet).
+    first: u64,
     /// Warm-up is over.
     warm: bool,
+}
+
+impl Default for Ring {
+    /// A ring without slots (for a rule without a window; allocates nothing).
+    fn default() -> Ring {
+        Ring {
+            slots: Box::default(),
+            base: 0,
+            head: 0,
+            len: 0,
+            sum: 0.0,
+            first: NO_SAMPLE,
+            warm: false,
+        }
+    }
 }
 
 impl Ring {
@@ -134,10 +152,9 @@ impl Ring {
     /// sample: a series that never had one is not warming up).
     pub(super) fn warming(&self, now: u64, shape: &Shape) -> bool {
         !self.warm
-            && self.first.is_some_and(|f| {
-                now.saturating_sub(f) + shape.slack()
-                    < shape.window_ms.saturating_sub(shape.interval_ms)
-            })
+            && self.first != NO_SAMPLE
+            && now.saturating_sub(self.first) + shape.slack()
+                < shape.window_ms.saturating_sub(shape.interval_ms)
     }
 
     /// Records a sample taken at monotonic `now`; returns the aggregate of the window, or
@@ -171,8 +188,8 @@ impl Ring {
         if self.head == 0 {
             self.sum = self.values().map(f64::from).sum();
         }
-        if self.first.is_none() {
-            self.first = Some(now);
+        if self.first == NO_SAMPLE {
+            self.first = now;
         }
         if !self.warm {
             if self.warming(now, shape) {
@@ -438,5 +455,16 @@ mod tests {
         let mut r = Ring::default();
         assert!(!r.fits(&sh));
         assert_eq!(r.push(0, 1.0, &sh), None);
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// The figures README's memory bound is computed from (64-bit targets).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_sizes_readme_states() {
+        assert_eq!(core::mem::size_of::<super::Ring>(), 48);
+        assert_eq!(super::ring_bytes(64_000, 1000), 390);
     }
 }
