@@ -54,9 +54,9 @@ fn thirty_rules(dir: &Path, root: &Path, aggregated: bool) -> config::Config {
     config::parse(&text, "cycle-30-rules.toml").expect("valid config")
 }
 
-/// CPU ns per cycle (the headline figure) of `n` cycles of `cfg` after `warm`; prints it
-/// with the wall time and the shares of sampling and evaluation.
-fn cycles(label: &str, cfg: &config::Config, warm: u64, n: u64) -> u64 {
+/// CPU ns per cycle (the headline figure) and of its evaluation, of `n` cycles of `cfg`
+/// after `warm`; prints them with the wall time and the share of sampling.
+fn cycles(label: &str, cfg: &config::Config, warm: u64, n: u64) -> (u64, u64) {
     let probes: Vec<Probe> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
     let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
     let mut sampler = Sampler::with_probes(&cfg.agent.root, &probes);
@@ -104,7 +104,7 @@ fn cycles(label: &str, cfg: &config::Config, warm: u64, n: u64) -> u64 {
         eval_ns / n
     );
     assert!(samples.len() > 40);
-    cpu / n
+    (cpu / n, eval_ns / n)
 }
 
 fn main() {
@@ -121,12 +121,16 @@ fn main() {
     let plain_again = cycles("", &cfg, warm, n);
     // Interleaved (plain, windows, windows, plain), so a drift of the machine's load
     // weighs on both alike.
-    let (p, a) = (plain + plain_again, aggregated + aggregated_again);
+    let (p, a) = (plain.0 + plain_again.0, aggregated.0 + aggregated_again.0);
+    let (pe, ae) = (plain.1 + plain_again.1, aggregated.1 + aggregated_again.1);
     println!(
-        "windows: {:+.1} % CPU per cycle with every rule over a window ({} ns vs {} ns, the mean of two runs each)",
+        "windows: {:+.1} % CPU per cycle with every rule over a window ({} ns vs {} ns, the mean of two runs each); \
+         evaluation {:+} ns, {:+.1} % of the cycle without windows",
         (a as f64 / p.max(1) as f64 - 1.0) * 100.0,
         a / 2,
-        p / 2
+        p / 2,
+        (ae as i64 - pe as i64) / 2,
+        (ae as f64 - pe as f64) / p.max(1) as f64 * 100.0
     );
 
     // The sources whose cost is the kernel's or another program's, one rule each, timed
