@@ -458,7 +458,14 @@ fn once(cfg: &Config, metrics: bool) {
     }
     let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
     let mut ev = Evaluator::new(&specs);
-    ev.evaluate(&specs, &samples, Clock::system().now_ms(), &mut |_| {});
+    let clock = Clock::system();
+    ev.evaluate(
+        &specs,
+        &samples,
+        clock.now_ms(),
+        clock.mono_ms(),
+        &mut |_| {},
+    );
     println!(
         "{:<20} {:<20} {:>14} {:<9} STATE",
         "RULE", "SERIES", "VALUE", "LEVEL"

@@ -317,7 +317,7 @@ fn parse_with(
     let mut rules: Vec<Rule> = Vec::new();
     let mut probes: Vec<(Probe, Range<usize>)> = Vec::new();
     for (t, span) in &rule_tables {
-        if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
+        if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names, agent.interval_ms) {
             if let Some(p) = &r.probe {
                 check_probe_conflict(&mut c, &probes, p, t, span.clone());
                 probes.push((p.clone(), span.clone()));

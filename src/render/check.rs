@@ -97,6 +97,8 @@ pub fn worst_event(rule_name: &str, fill: char) -> Event {
         op: Op::Ge,
         value: f64::MIN,
     });
+    // `$Average` / `$Maximum` / `$Minimum` are the longest names of the value.
+    worst.aggregate = crate::event::Aggregate::Avg;
     worst.times = u32::MAX;
     worst.rule_times = u8::MAX;
     worst.first_trigger_ms = u64::MAX;

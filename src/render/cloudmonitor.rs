@@ -2,7 +2,9 @@
 //!
 //! Every value is a string, as in the seeds' examples: `timestamp` is unix seconds,
 //! `dimensions` a JSON array of objects inside a string, `expression` a JSON array inside
-//! a string (`[{"expression":"$value>90","level":3,"times":2}]`). Levels map to the
+//! a string (`[{"expression":"$value>90","level":3,"times":2}]`; a rule over a window
+//! names its statistic as CloudMonitor does: `$Average>90`, `$Maximum`, `$Minimum`,
+//! `$Sum`). Levels map to the
 //! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (CloudMonitor: 4 = email, 3 = SMS + email).
 //!
 //! With a secret a `signature` member comes last: base64(HMAC-SHA256(secret, S)), where S
@@ -125,7 +127,8 @@ pub(super) fn render_json(
     match e.threshold {
         Some(t) => write!(
             expr,
-            "[{{\"expression\":\"$value{}{}\",\"level\":{},\"times\":{}}}]",
+            "[{{\"expression\":\"{}{}{}\",\"level\":{},\"times\":{}}}]",
+            e.aggregate.variable(),
             t.op.as_str(),
             fmt_value(t.value),
             level_number(e.level),

@@ -37,7 +37,8 @@ pub enum Var {
     Unit,
     /// `threshold`: the number of the level's condition.
     Threshold,
-    /// `expression`: `$value>95`.
+    /// `expression`: `$value>95` (`$Average>95`, `$Maximum`, `$Minimum`, `$Sum` for a rule
+    /// over a window, as CloudMonitor names its statistics).
     Expression,
     /// `times`: breaches counted in this episode.
     Times,
@@ -286,7 +287,13 @@ pub fn write_var(out: &mut dyn fmt::Write, var: Var, ctx: &Ctx<'_>) -> fmt::Resu
             out.write_str(&e.threshold.map(|t| fmt_value(t.value)).unwrap_or_default())
         }
         Var::Expression => match e.threshold {
-            Some(t) => write!(out, "$value{}{}", t.op.as_str(), fmt_value(t.value)),
+            Some(t) => write!(
+                out,
+                "{}{}{}",
+                e.aggregate.variable(),
+                t.op.as_str(),
+                fmt_value(t.value)
+            ),
             None => Ok(()),
         },
         Var::Times => write!(out, "{}", e.times),

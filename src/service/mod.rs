@@ -310,7 +310,8 @@ impl Agent {
             self.pace();
         }
         self.samples.clear();
-        self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
+        let mono = self.clock.mono_ms();
+        self.sampler.sample(mono, &mut self.samples);
         if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
             let agent = &self.cfg.agent;
             if boot::announce_once(&agent.root, &agent.state_dir, now) {
@@ -333,7 +334,7 @@ impl Agent {
             mode,
             ..
         } = self;
-        evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
+        evaluator.evaluate(specs, samples, now, mono, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
             // Only transitions get here: a steady cycle allocates nothing.
             let hooks: Vec<(&str, bool)> = routes

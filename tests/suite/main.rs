@@ -42,3 +42,4 @@ mod skipping;
 mod state_dir;
 mod upgrade;
 mod webhooks;
+mod windows;

@@ -81,6 +81,7 @@ fn event() -> Event {
             op: Op::Ge,
             value: 95.0,
         }),
+        aggregate: Default::default(),
         times: 4,
         rule_times: 2,
         timestamp_ms: 1_795_339_813_000,
