@@ -148,6 +148,7 @@ fn alarm(dim: &str, rule: &str, id: EventId) -> Event {
         last_trigger_ms: 1_795_339_813_000,
         detail: Default::default(),
         replay_of: None,
+        aggregate: Default::default(),
     }
 }
 
