@@ -24,7 +24,10 @@ const HELP: &str = "\
 tocsin — local thresholds in, HTTP(S) alert callbacks out
 
 USAGE:
-  tocsin [run] [-c FILE] [--dry-run]   run the agent; --dry-run prints each request instead of sending it
+  tocsin [run] [-c FILE] [--dry-run] [-q | -v]
+                                       run the agent; --dry-run prints each request instead of sending it;
+                                       -q logs warnings and errors only, -v adds debug lines (both
+                                       override [agent] log_level)
   tocsin check [-c FILE]               validate the config; print every error as FILE:LINE:COL: message
   tocsin once [-c FILE] [--metrics]    sample twice 1 s apart, evaluate, print a table
                                        (--metrics: every metric and dimension found, with its value)
@@ -56,6 +59,8 @@ pub enum Command {
         config: PathBuf,
         /// `--dry-run`.
         dry_run: bool,
+        /// `-q` (warn) or `-v` (debug): overrides `[agent] log_level`.
+        log_level: Option<crate::log::Level>,
     },
     /// `check`.
     Check {
@@ -141,6 +146,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut socket = None;
     let (mut mute_hook, mut mute_all, mut for_ms) = (None, false, None);
     let muting = matches!(verb, "mute" | "unmute");
+    let mut log_level = None;
     while let Some(a) = it.next() {
         match a {
             "--webhook" if muting => {
@@ -159,6 +165,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                     return Err(format!("--for: {d} is longer than 7 days"));
                 }
                 for_ms = Some(ms);
+            }
+            "-q" | "--quiet" | "-v" | "--verbose" if verb == "run" => {
+                let l = if matches!(a, "-q" | "--quiet") {
+                    crate::log::Level::Warn
+                } else {
+                    crate::log::Level::Debug
+                };
+                if log_level.is_some_and(|o| o != l) {
+                    return Err("-q and -v exclude each other".into());
+                }
+                log_level = Some(l);
             }
             "-c" | "--config" => config = PathBuf::from(it.next().ok_or("-c needs a file")?),
             "--dry-run" if verb == "run" => dry_run = true,
@@ -227,7 +244,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             },
             _ => return Err("`replay` takes one EVENT_ID".into()),
         },
-        _ => Command::Run { config, dry_run },
+        _ => Command::Run {
+            config,
+            dry_run,
+            log_level,
+        },
     })
 }
 
@@ -275,7 +296,14 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { config, dry_run } => {
+        Command::Run {
+            config,
+            dry_run,
+            log_level,
+        } => {
+            if let Some(l) = log_level {
+                crate::log::set_override(l);
+            }
             let (cfg, origin) = match load(&config) {
                 Ok(c) => (c, ConfigSource::Given),
                 Err(code) => match last_good(&config) {
@@ -290,6 +318,7 @@ pub fn main() -> ExitCode {
                     None => return code,
                 },
             };
+            crate::log::set_config_level(cfg.agent.log_level);
             let mode = if dry_run { Mode::DryRun } else { Mode::Send };
             runtime(async move {
                 service::run(&config, cfg, mode, origin)
@@ -500,7 +529,14 @@ fn once(cfg: &Config, metrics: bool) {
     }
     let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
     let mut ev = Evaluator::new(&specs);
-    ev.evaluate(&specs, &samples, Clock::system().now_ms(), &mut |_| {});
+    let clock = Clock::system();
+    ev.evaluate(
+        &specs,
+        &samples,
+        clock.now_ms(),
+        clock.mono_ms(),
+        &mut |_| {},
+    );
     println!(
         "{:<20} {:<20} {:>14} {:<9} STATE",
         "RULE", "SERIES", "VALUE", "LEVEL"
@@ -586,6 +622,19 @@ fn render(cfg: &Config, webhook: &str, rule: Option<&str>) -> ExitCode {
     match spec.print(&event, now, &mut buf) {
         Some(text) => {
             println!("# {} {}", wh.endpoint.method.as_str(), wh.endpoint.url.text);
+            let egress = &wh.endpoint.egress;
+            if let Some(p) = egress
+                .proxy
+                .as_ref()
+                .filter(|_| !egress.bypasses_proxy(&wh.endpoint.url.host))
+            {
+                let auth = if egress.proxy_auth.is_some() {
+                    ", Proxy-Authorization: Basic <redacted>"
+                } else {
+                    ""
+                };
+                println!("# through the proxy {} (CONNECT{auth})", p.text);
+            }
             print!("{text}");
             ExitCode::SUCCESS
         }
@@ -669,16 +718,29 @@ mod tests {
             parse_args(&args("")),
             Ok(Command::Run {
                 config: d(),
-                dry_run: false
+                dry_run: false,
+                log_level: None
             })
         );
         assert_eq!(
             parse_args(&args("--dry-run -c x.toml")),
             Ok(Command::Run {
                 config: "x.toml".into(),
-                dry_run: true
+                dry_run: true,
+                log_level: None
             })
         );
+        for (line, level) in [
+            ("-q", crate::log::Level::Warn),
+            ("run -c f --quiet", crate::log::Level::Warn),
+            ("run -v", crate::log::Level::Debug),
+            ("-v --verbose", crate::log::Level::Debug),
+        ] {
+            match parse_args(&args(line)) {
+                Ok(Command::Run { log_level, .. }) => assert_eq!(log_level, Some(level), "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
         assert_eq!(
             parse_args(&args("check -c a")),
             Ok(Command::Check { config: "a".into() })
@@ -786,6 +848,9 @@ mod tests {
             "mute a --for 0s",
             "unmute a --for 1h",
             "status --all",
+            "-q -v",
+            "check -q",
+            "test w -v",
         ] {
             assert!(parse_args(&args(a)).is_err(), "{a}");
         }

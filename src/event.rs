@@ -119,6 +119,73 @@ impl Condition {
     }
 }
 
+/// What a rule compares with its thresholds: the sample itself, or an aggregate of the
+/// samples of a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// The sample itself (no window).
+    #[default]
+    Last,
+    /// The mean of the samples in the window.
+    Avg,
+    /// The largest sample in the window.
+    Max,
+    /// The smallest sample in the window.
+    Min,
+    /// The sum of the samples in the window (gaps under-count).
+    Sum,
+}
+
+impl Aggregate {
+    /// Every aggregate, in the order of their one-byte codes (`Last` is 0).
+    pub const ALL: [Aggregate; 5] = [
+        Aggregate::Last,
+        Aggregate::Avg,
+        Aggregate::Max,
+        Aggregate::Min,
+        Aggregate::Sum,
+    ];
+
+    /// Parses the config's name: `avg`, `max`, `min`, `sum`, `last`.
+    pub fn from_config(s: &str) -> Option<Aggregate> {
+        Aggregate::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The config's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Last => "last",
+            Aggregate::Avg => "avg",
+            Aggregate::Max => "max",
+            Aggregate::Min => "min",
+            Aggregate::Sum => "sum",
+        }
+    }
+
+    /// The variable an `expression` compares, as CloudMonitor names its statistics:
+    /// `$Average`, `$Maximum`, `$Minimum`, `$Sum`, and `$value` for the sample itself.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Aggregate::Last => "$value",
+            Aggregate::Avg => "$Average",
+            Aggregate::Max => "$Maximum",
+            Aggregate::Min => "$Minimum",
+            Aggregate::Sum => "$Sum",
+        }
+    }
+
+    /// The one-byte code stored files use (`Last` is 0, so files written before windows
+    /// existed read as `Last`).
+    pub fn code(self) -> u8 {
+        Aggregate::ALL.iter().position(|a| *a == self).unwrap_or(0) as u8
+    }
+
+    /// The aggregate of a [`code`](Self::code).
+    pub fn from_code(c: u8) -> Option<Aggregate> {
+        Aggregate::ALL.get(usize::from(c)).copied()
+    }
+}
+
 /// The kinds of event, as webhook `events` filters name them (the event types of the webhook-management screen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
@@ -286,6 +353,8 @@ pub struct Event {
     pub value: Option<f64>,
     /// The threshold of `level`.
     pub threshold: Option<Condition>,
+    /// What `value` is: the sample, or an aggregate over the rule's window.
+    pub aggregate: Aggregate,
     /// Breaches counted in this episode (HertzBeat's `times`).
     pub times: u32,
     /// The rule's configured `times` (the cloud monitor's `expression.times`); 0 for agent events.
@@ -318,6 +387,7 @@ impl Event {
             dim: DimValue::new(),
             value: None,
             threshold: None,
+            aggregate: Aggregate::Last,
             times: 0,
             rule_times: 0,
             timestamp_ms: now,

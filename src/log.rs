@@ -8,6 +8,13 @@
 //! and `\t` as such, any other control character as `\u{HEX}` (`\u{0}`, `\u{1b}`,
 //! `\u{7f}`). Config diagnostics are escaped the same way.
 //!
+//! Which lines are written is the agent's `log_level` ([`set_config_level`]), unless the
+//! command line chose one (`-q`, `-v`: [`set_override`]): `error` writes failures that lose
+//! or hold back an event, `warn` adds failures that are retried or spooled and anything
+//! needing attention, `info` (the default) adds routine successes (each delivery, start,
+//! reload, stop), `debug` adds detail for diagnosis. A line below the level costs a
+//! comparison: it is neither formatted nor counted by the repeat limit.
+//!
 //! A line that repeats is limited ([`Limiter`]): of one kind (the macro's format string)
 //! and one subject (the text before the line's first `: `, such as `webhook ops`), at
 //! most [`REPEAT_LIMIT`] are written per [`REPEAT_WINDOW_MS`]; the rest are counted, and
@@ -19,6 +26,7 @@
 
 use crate::clock::Clock;
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +39,8 @@ pub enum Level {
     Warn = 4,
     /// Normal operation.
     Info = 6,
+    /// Detail for diagnosis.
+    Debug = 7,
 }
 
 impl Level {
@@ -39,8 +49,50 @@ impl Level {
             Level::Error => "error",
             Level::Warn => "warn",
             Level::Info => "info",
+            Level::Debug => "debug",
         }
     }
+
+    /// The level named `s` in the config (`"error"`, `"warn"`, `"info"`, `"debug"`).
+    pub fn from_config(s: &str) -> Option<Level> {
+        [Level::Error, Level::Warn, Level::Info, Level::Debug]
+            .into_iter()
+            .find(|l| l.word() == s)
+    }
+
+    fn from_u8(n: u8) -> Option<Level> {
+        [Level::Error, Level::Warn, Level::Info, Level::Debug]
+            .into_iter()
+            .find(|l| *l as u8 == n)
+    }
+}
+
+/// The config's level (a [`Level`] as u8); `info` until a config says otherwise.
+static CONFIG_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// The command line's level (`-q`, `-v`), 0 when it chose none; it wins over the config's.
+static OVERRIDE_LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// The config's `log_level` (at start and at each reload); the command line's wins.
+pub fn set_config_level(level: Level) {
+    CONFIG_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The command line's level (`-q` = warn, `-v` = debug): the config's no longer counts.
+pub fn set_override(level: Level) {
+    OVERRIDE_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The most verbose level written now.
+pub fn max_level() -> Level {
+    let o = OVERRIDE_LEVEL.load(Ordering::Relaxed);
+    Level::from_u8(o)
+        .or_else(|| Level::from_u8(CONFIG_LEVEL.load(Ordering::Relaxed)))
+        .unwrap_or(Level::Info)
+}
+
+/// Whether a line at `level` is written now.
+pub fn enabled(level: Level) -> bool {
+    level <= max_level()
 }
 
 /// Longest message written, in bytes; a longer one is cut (at a character) and ends `…`.
@@ -354,9 +406,13 @@ fn logger() -> std::sync::MutexGuard<'static, Logger> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes one log line of `kind` (the format string). Use the [`error!`](crate::error),
-/// [`warn!`](crate::warn) and [`info!`](crate::info) macros.
+/// Writes one log line of `kind` (the format string), if `level` is enabled (see the
+/// module doc). Use the [`error!`](crate::error), [`warn!`](crate::warn),
+/// [`info!`](crate::info) and [`debug!`](crate::debug) macros.
 pub fn write(level: Level, kind: &'static str, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
     // Rendered before the lock: a value's Display may not log, but if it did it would
     // not deadlock here.
     let message = render(args);
@@ -424,6 +480,14 @@ macro_rules! warn {
 macro_rules! info {
     ($fmt:literal $($t:tt)*) => {
         $crate::log::write($crate::log::Level::Info, $fmt, format_args!($fmt $($t)*))
+    };
+}
+
+/// Logs at debug level (written with `log_level = "debug"` or `-v` only).
+#[macro_export]
+macro_rules! debug {
+    ($fmt:literal $($t:tt)*) => {
+        $crate::log::write($crate::log::Level::Debug, $fmt, format_args!($fmt $($t)*))
     };
 }
 

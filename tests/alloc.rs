@@ -76,11 +76,45 @@ fn router_root() -> std::path::PathBuf {
 
 /// The 30-rule config of `tests/fixtures/cycle-30-rules.toml`, rooted at `root`.
 fn thirty_rules_at(root: &Path) -> config::Config {
+    parse_thirty(root, false)
+}
+
+/// The same 30 rules, each over a window of a minute (at the fixture's 1 s interval: rings
+/// of 61 samples), taking turns at avg, max, min and sum.
+fn thirty_aggregated_rules_at(root: &Path) -> config::Config {
+    parse_thirty(root, true)
+}
+
+fn parse_thirty(root: &Path, aggregated: bool) -> config::Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cycle-30-rules.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    if aggregated {
+        let mut i = 0;
+        let aggregates = ["avg", "max", "min", "sum"];
+        text = text
+            .lines()
+            .map(|l| {
+                if l.trim() == "[[rule]]" {
+                    i += 1;
+                    format!(
+                        "{l}\naggregate = \"{}\"\nwindow = \"1m\"\n",
+                        aggregates[i % 4]
+                    )
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+    }
     let text = text.replace("@ROOT@", root.to_str().expect("utf8"));
     let cfg = config::parse(&text, "cycle-30-rules.toml").expect("valid config");
     assert_eq!(cfg.rules.len(), 30);
+    if aggregated {
+        assert!(cfg
+            .rules
+            .iter()
+            .all(|r| r.spec.aggregate != tocsin::rule::Aggregate::Last));
+    }
     cfg
 }
 
@@ -93,7 +127,10 @@ struct Moving(std::path::PathBuf, u64);
 
 impl Moving {
     fn new() -> Moving {
-        let dir = std::env::temp_dir().join(format!("tocsin-alloc-{}", std::process::id()));
+        // One tree per test: the tests of this file run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tocsin-alloc-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&router_root(), &dir);
         Moving(dir, 0)
@@ -153,6 +190,8 @@ struct Cycle {
     samples: Box<Samples>,
     now: u64,
     transitions: u64,
+    /// Transitions that carry a value (not no-data).
+    valued: u64,
 }
 
 impl Cycle {
@@ -167,6 +206,7 @@ impl Cycle {
             samples: Box::default(),
             now: 0,
             transitions: 0,
+            valued: 0,
         }
     }
 
@@ -175,8 +215,12 @@ impl Cycle {
         self.samples.clear();
         self.sampler.sample(self.now, &mut self.samples);
         let t = &mut self.transitions;
+        let v = &mut self.valued;
         self.evaluator
-            .evaluate(&self.specs, &self.samples, self.now, &mut |_| *t += 1);
+            .evaluate(&self.specs, &self.samples, self.now, self.now, &mut |tr| {
+                *t += 1;
+                *v += u64::from(tr.value.is_some());
+            });
     }
 }
 
@@ -224,6 +268,36 @@ fn steady_state_of_30_file_rules_does_not_allocate() {
         );
     }
     assert_eq!(n, 0, "a steady-state cycle allocated");
+}
+
+#[test]
+fn thirty_rules_over_windows_do_not_allocate_after_their_first_cycle() {
+    let mut tree = Moving::new();
+    let cfg = thirty_aggregated_rules_at(&tree.0);
+    let mut c = Cycle::new(&cfg, &[]);
+    // The first two cycles make the series and their rings (rates have their first sample
+    // in the second); nothing after that allocates: not the warm-up (59 cycles), not its
+    // end, not the rings wrapping (61 slots) nor their time offsets moving to a new base
+    // (every ~131 s at the 2 ms unit of 1 m).
+    for _ in 0..2 {
+        tree.tick();
+        c.run();
+    }
+    let mut n = 0;
+    const LONG: u64 = 300;
+    for _ in 0..LONG {
+        tree.tick();
+        n += count(|| c.run());
+    }
+    println!(
+        "allocations: {n} in {LONG} cycles of 30 rules over windows of 1 m ({} samples per cycle, {} transitions, {} on an aggregate)",
+        c.samples.len(),
+        c.transitions,
+        c.valued
+    );
+    assert_eq!(n, 0, "a cycle of rules over windows allocated");
+    // The windows were evaluated: some rule fired on an aggregate after its warm-up.
+    assert!(c.valued > 0, "no rule over a window ever fired");
 }
 
 #[test]

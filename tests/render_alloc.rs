@@ -47,6 +47,18 @@ url = "http://127.0.0.1:9/"
 format = "cloudmonitor-json"
 
 [[webhook]]
+name = "cloudmonitor-json-signed"
+url = "http://127.0.0.1:9/"
+format = "cloudmonitor-json"
+signing = { scheme = "cloudmonitor", secret = "k3y" }
+
+[[webhook]]
+name = "template-slack"
+url = "http://127.0.0.1:9/"
+format = "template"
+body = '{"text": "${content|slack}"}'
+
+[[webhook]]
 name = "cloudmonitor-form"
 url = "http://127.0.0.1:9/"
 format = "cloudmonitor-form"

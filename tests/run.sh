@@ -11,10 +11,18 @@ command -v kill >/dev/null || need_apt+=(procps)
 # tests/suite/alertmanager*.rs and the fleet bench run real Alertmanagers through
 # tests/suite/common/am.rs (skipped, loudly, without one; under CI=true that fails).
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+# tests/suite/receivers.rs reads payloads back with independent parsers: Python recomputes
+# the cloudmonitor-json signature, Node's JSON.parse reads HertzBeat ids.
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v node >/dev/null || need_apt+=(nodejs)
+# tests/suite/proxy.rs runs a real Squid that requires Basic proxy authentication; its
+# password file is made with openssl.
+[ -x /usr/sbin/squid ] || need_apt+=(squid)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Packages must not start services on the test machine (Alertmanager's would take
-    # port 9093): policy-rc.d 101 tells invoke-rc.d not to, for this install only.
+    # port 9093, Squid's 3128): policy-rc.d 101 tells invoke-rc.d not to, for this install only.
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"

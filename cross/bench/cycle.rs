@@ -27,21 +27,42 @@ fn cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = dir.join("tests/fixtures/router");
-    let text = std::fs::read_to_string(dir.join("tests/fixtures/cycle-30-rules.toml"))
+/// The 30 rules, each over a window of a minute when `aggregated` (rings of 61 samples at
+/// the fixture's 1 s interval), taking turns at avg, max, min and sum.
+fn thirty_rules(dir: &Path, root: &Path, aggregated: bool) -> config::Config {
+    let mut text = std::fs::read_to_string(dir.join("tests/fixtures/cycle-30-rules.toml"))
         .expect("config")
         .replace("@ROOT@", root.to_str().expect("utf8"));
-    let cfg = config::parse(&text, "cycle-30-rules.toml").expect("valid config");
+    if aggregated {
+        let aggregates = ["avg", "max", "min", "sum"];
+        let mut i = 0;
+        text = text
+            .lines()
+            .map(|l| {
+                if l.trim() == "[[rule]]" {
+                    i += 1;
+                    format!(
+                        "{l}\naggregate = \"{}\"\nwindow = \"1m\"\n",
+                        aggregates[i % 4]
+                    )
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+    }
+    config::parse(&text, "cycle-30-rules.toml").expect("valid config")
+}
+
+/// CPU ns per cycle (the headline figure) and of its evaluation, of `n` cycles of `cfg`
+/// after `warm`; prints them with the wall time and the share of sampling.
+fn cycles(label: &str, cfg: &config::Config, warm: u64, n: u64) -> (u64, u64) {
     let probes: Vec<Probe> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
     let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
     let mut sampler = Sampler::with_probes(&cfg.agent.root, &probes);
     let mut evaluator = Evaluator::new(&specs);
     let mut samples: Box<Samples> = Box::default();
     let mut transitions = 0u64;
-    let (warm, n) = if bench { (200, 20_000) } else { (2, 5) };
 
     let mut now = 0u64;
     let mut sample_ns = 0u64;
@@ -56,7 +77,7 @@ fn main() {
         samples.clear();
         sampler.sample(now, &mut samples);
         let t1 = cpu_ns();
-        evaluator.evaluate(&specs, &samples, now, &mut |_| transitions += 1);
+        evaluator.evaluate(&specs, &samples, now, now, &mut |_| transitions += 1);
         let t2 = cpu_ns();
         sample_ns += t1 - t0;
         eval_ns += t2 - t1;
@@ -68,12 +89,12 @@ fn main() {
         now += 1000;
         samples.clear();
         sampler.sample(now, &mut samples);
-        evaluator.evaluate(&specs, &samples, now, &mut |_| transitions += 1);
+        evaluator.evaluate(&specs, &samples, now, now, &mut |_| transitions += 1);
     }
     let cpu = cpu_ns() - cpu0;
     let wall = wall0.elapsed().as_nanos() as u64;
     println!(
-        "cycle (30 rules, {} samples, {} cycles): {} ns CPU/cycle, {} ns wall/cycle; \
+        "cycle (30 rules{label}, {} samples, {} cycles): {} ns CPU/cycle, {} ns wall/cycle; \
          sampling {} ns, evaluation {} ns CPU/cycle",
         samples.len(),
         n,
@@ -83,6 +104,34 @@ fn main() {
         eval_ns / n
     );
     assert!(samples.len() > 40);
+    (cpu / n, eval_ns / n)
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = dir.join("tests/fixtures/router");
+    let cfg = thirty_rules(dir, &root, false);
+    // The warm-up covers a window's (59 cycles of a minute at 1 s).
+    let (warm, n) = if bench { (200, 20_000) } else { (2, 5) };
+    let plain = cycles("", &cfg, warm, n);
+    let windows = thirty_rules(dir, &root, true);
+    let aggregated = cycles(" over windows of 1 m", &windows, warm, n);
+    let aggregated_again = cycles(" over windows of 1 m", &windows, warm, n);
+    let plain_again = cycles("", &cfg, warm, n);
+    // Interleaved (plain, windows, windows, plain), so a drift of the machine's load
+    // weighs on both alike.
+    let (p, a) = (plain.0 + plain_again.0, aggregated.0 + aggregated_again.0);
+    let (pe, ae) = (plain.1 + plain_again.1, aggregated.1 + aggregated_again.1);
+    println!(
+        "windows: {:+.1} % CPU per cycle with every rule over a window ({} ns vs {} ns, the mean of two runs each); \
+         evaluation {:+} ns, {:+.1} % of the cycle without windows",
+        (a as f64 / p.max(1) as f64 - 1.0) * 100.0,
+        a / 2,
+        p / 2,
+        (ae as i64 - pe as i64) / 2,
+        (ae as f64 - pe as f64) / p.max(1) as f64 * 100.0
+    );
 
     // The sources whose cost is the kernel's or another program's, one rule each, timed
     // apart: listing /proc (the fixture's 7 processes, then this host's), a TCP connect

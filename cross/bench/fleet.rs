@@ -191,7 +191,9 @@ fn main() {
         let clock = Clock::system();
         let mut agents: Vec<Agent> = (0..devices)
             .map(|i| {
-                let cfg = config(i, &root, &state, &am.url(0)).expect("parsed once already");
+                // A state directory per device, as on real devices.
+                let cfg = config(i, &root, &state.join(format!("dev-{i}")), &am.url(0))
+                    .expect("parsed once already");
                 Agent::new(Arc::new(cfg), Mode::Send, clock.clone()).expect("agent")
             })
             .collect();

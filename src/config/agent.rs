@@ -21,6 +21,7 @@ const AGENT_KEYS: &[&str] = &[
     "root",
     "heartbeat",
     "labels",
+    "log_level",
 ];
 
 /// `[agent]`; `hostname = "auto"` and `device_id = "auto"` are read from `host`.
@@ -90,7 +91,18 @@ pub(super) fn parse_agent(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Ag
             );
         }
     }
+    let log_level = match get_str(c, t, "log_level") {
+        Some((s, span)) => crate::log::Level::from_config(s).unwrap_or_else(|| {
+            c.error(
+                span,
+                format!("unknown `log_level` = \"{s}\": expected \"error\", \"warn\", \"info\" or \"debug\""),
+            );
+            crate::log::Level::Info
+        }),
+        None => crate::log::Level::Info,
+    };
     AgentSettings {
+        log_level,
         device_id,
         hostname,
         interval_ms: get_duration(c, t, "interval").unwrap_or(5000),

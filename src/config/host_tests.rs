@@ -259,3 +259,54 @@ fn tls_files_must_exist_on_the_host() {
         "{e:?}"
     );
 }
+
+#[test]
+fn proxy_credentials_and_no_proxy_forms() {
+    use crate::deliver::endpoint::{NoProxy, ProxyAuth};
+    let src = format!(
+        "[agent]\nhostname = \"h\"\n{WEBHOOK}proxy = \"http://proxy.lan:3128\"\nproxy_auth = {{ username_env = \"PROXY_USER\", password_file = \"proxy-pw\" }}\nno_proxy = \" localhost ,.lan,10.0.0.0/8, [fd00::1], fd00::/8 \"\n"
+    );
+    let host = FakeHost::default()
+        .var("PROXY_USER", "alice")
+        .var("CREDENTIALS_DIRECTORY", "/run/credentials/tocsin.service")
+        .file(
+            "/run/credentials/tocsin.service/proxy-pw",
+            "pw with spaces\n",
+        );
+    let cfg = host.parse(&src).unwrap();
+    let egress = &cfg.webhooks[0].endpoint.egress;
+    assert_eq!(
+        egress.proxy_auth,
+        Some(ProxyAuth {
+            username: "alice".into(),
+            password: Secret::new("pw with spaces".into()),
+        })
+    );
+    assert_eq!(
+        egress.no_proxy,
+        [
+            NoProxy::Exact("localhost".into()),
+            NoProxy::Suffix(".lan".into()),
+            NoProxy::Cidr("10.0.0.0".parse().unwrap(), 8),
+            NoProxy::Exact("fd00::1".into()),
+            NoProxy::Cidr("fd00::".parse().unwrap(), 8),
+        ]
+    );
+    assert!(
+        !format!("{cfg:?}").contains("pw with spaces"),
+        "Debug redacts"
+    );
+    // A user name from the environment is checked like one written in the file.
+    let host = FakeHost::default()
+        .var("PROXY_USER", "al:ice")
+        .var("CREDENTIALS_DIRECTORY", "/run/credentials/tocsin.service")
+        .file("/run/credentials/tocsin.service/proxy-pw", "pw\n");
+    let e = errors(host.parse(&src));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "/etc/tocsin/tocsin.toml:9:31: a `proxy_auth` `username` cannot contain `:`"
+        ),
+        "{e:?}"
+    );
+}

@@ -81,6 +81,8 @@ pub struct AgentSettings {
     pub heartbeat_ms: Option<u64>,
     /// Fleet labels, in file order.
     pub labels: Vec<(String, String)>,
+    /// `log_level`: the most verbose log lines written (the command line's `-q`/`-v` win).
+    pub log_level: crate::log::Level,
 }
 
 impl Config {
@@ -315,7 +317,7 @@ fn parse_with(
     let mut rules: Vec<Rule> = Vec::new();
     let mut probes: Vec<(Probe, Range<usize>)> = Vec::new();
     for (t, span) in &rule_tables {
-        if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names) {
+        if let Some(r) = parse_rule(&mut c, t, span.clone(), &webhook_names, agent.interval_ms) {
             if let Some(p) = &r.probe {
                 check_probe_conflict(&mut c, &probes, p, t, span.clone());
                 probes.push((p.clone(), span.clone()));

@@ -26,7 +26,6 @@ pub(super) fn prove_webhook(
     use render::Escape;
     let origin = agent.origin();
     let (payload, endpoint) = (&wh.payload, &wh.endpoint);
-    let escape = payload.escape();
     let validate: Option<check::Validator> = match (payload.format, payload.content_type) {
         (Format::Template, None | Some(ContentType::Text)) => None,
         (Format::Template, Some(ContentType::Xml)) => Some(check::xml),
@@ -40,7 +39,6 @@ pub(super) fn prove_webhook(
         &origin,
         payload.language,
         rule_name,
-        escape,
         payload.body_limit(),
         validate,
         &|ctx, buf| payload.render(ctx, buf).ok(),
@@ -64,14 +62,13 @@ pub(super) fn prove_webhook(
         Signing::DingTalk(_) => MAX_URL_LEN - DINGTALK_SIGN_MAX,
         _ => MAX_URL_LEN,
     };
-    if let Err(m) = prove(
+    if let Err(m) = check::prove_template(
         &origin,
         payload.language,
         rule_name,
+        &endpoint.target,
         Escape::Url,
         url_limit,
-        None,
-        &|ctx, buf| check::render_template(&endpoint.target, ctx, Escape::Url, buf),
     ) {
         c.error(
             url_at,
@@ -82,14 +79,13 @@ pub(super) fn prove_webhook(
         );
     }
     for (name, tpl) in &endpoint.headers {
-        if let Err(m) = prove(
+        if let Err(m) = check::prove_template(
             &origin,
             payload.language,
             rule_name,
+            tpl,
             Escape::Header,
             MAX_HEADER_VALUE_LEN,
-            None,
-            &|ctx, buf| check::render_template(tpl, ctx, Escape::Header, buf),
         ) {
             c.error(
                 spans.headers.clone().unwrap_or(spans.table.clone()),

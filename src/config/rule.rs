@@ -5,7 +5,7 @@ use super::walk::*;
 use super::{parse_condition, Rule};
 use crate::limits::*;
 use crate::metric::{DimValue, Metric};
-use crate::rule::{Level, NoData, RuleSpec};
+use crate::rule::{Aggregate, Level, NoData, RuleSpec};
 use crate::source::Probe;
 use std::ops::Range;
 use toml::de::{DeTable, DeValue};
@@ -25,6 +25,8 @@ const RULE_KEYS: &[&str] = &[
     "no_data",
     "no_data_after",
     "notify",
+    "aggregate",
+    "window",
     // Family parameters of the process, tcp.up, file.value and exec.value metrics.
     "pidfile",
     "target",
@@ -37,11 +39,13 @@ const RULE_KEYS: &[&str] = &[
 /// Family parameters that name a series themselves, so they are not `match` keys.
 const PARAM_DIMS: &[&str] = &["pidfile", "target", "path", "command"];
 
+/// `interval_ms` is `[agent] interval`, which sizes the windows of an `aggregate`.
 pub(super) fn parse_rule(
     c: &mut Collector,
     t: &DeTable,
     span: Range<usize>,
     webhooks: &[(String, Range<usize>)],
+    interval_ms: u64,
 ) -> Option<Rule> {
     check_keys(c, t, RULE_KEYS, &[], "[[rule]]");
     let name = get_str(c, t, "name");
@@ -205,6 +209,8 @@ pub(super) fn parse_rule(
         None => NoData::Keep,
     };
 
+    let (aggregate, window_ms) = parse_window(c, t, interval_ms);
+
     let mut notify = Vec::new();
     if let Some(list) = get_string_list(c, t, "notify") {
         if list.len() > MAX_NOTIFY {
@@ -242,6 +248,13 @@ pub(super) fn parse_rule(
         repeat_ms: get_duration(c, t, "repeat"),
         no_data,
         no_data_after: get_int(c, t, "no_data_after", 1, max).unwrap_or(3) as u8,
+        aggregate,
+        window_ms,
+        interval_ms: if aggregate == Aggregate::Last {
+            0
+        } else {
+            interval_ms
+        },
     };
     let (name, name_span) = name?;
     if !valid_name(c, name, name_span, "rule") {
@@ -254,6 +267,76 @@ pub(super) fn parse_rule(
         probe,
         notify,
     })
+}
+
+/// The longest window, in sampling intervals.
+pub const MAX_WINDOW_INTERVALS: u64 = 64;
+
+/// `aggregate` and `window`: an aggregate other than `last` needs a window of one to
+/// [`MAX_WINDOW_INTERVALS`] intervals; `last` takes none. The window's errors point at
+/// `window` (at `aggregate` when the window is missing). Returns the aggregate and the
+/// window in ms (0 with `last`, or after an error).
+fn parse_window(c: &mut Collector, t: &DeTable, interval_ms: u64) -> (Aggregate, u64) {
+    let aggregate = match get_str(c, t, "aggregate") {
+        Some((s, aspan)) => match Aggregate::from_config(s) {
+            Some(a) => Some((a, aspan)),
+            None => {
+                c.error(
+                    aspan,
+                    format!(
+                        "unknown `aggregate` = \"{s}\": expected \"avg\", \"max\", \"min\", \"sum\" or \"last\""
+                    ),
+                );
+                None
+            }
+        },
+        None => Some((Aggregate::Last, 0..0)),
+    };
+    let window_span = find(t, "window").map(|(_, v)| v.span());
+    let window = get_duration(c, t, "window");
+    let Some((aggregate, aspan)) = aggregate else {
+        return (Aggregate::Last, 0);
+    };
+    match (aggregate, window, window_span) {
+        (Aggregate::Last, Some(_), Some(wspan)) => {
+            c.error(
+                wspan,
+                "`window` needs an `aggregate` (avg, max, min or sum): with `last` the rule compares each sample itself",
+            );
+            (Aggregate::Last, 0)
+        }
+        (Aggregate::Last, _, _) => (Aggregate::Last, 0),
+        (a, None, None) => {
+            c.error(
+                aspan,
+                format!(
+                    "`aggregate = \"{}\"` needs a `window`, like window = \"1m\"",
+                    a.as_str()
+                ),
+            );
+            (Aggregate::Last, 0)
+        }
+        (_, None, Some(_)) => (Aggregate::Last, 0),
+        (a, Some(w), Some(wspan)) if w < interval_ms => {
+            c.error(
+                wspan,
+                format!(
+                    "`window` = {w} ms is shorter than `[agent] interval` = {interval_ms} ms: a window holds at least one sample"
+                ),
+            );
+            (a, 0)
+        }
+        (a, Some(w), Some(wspan)) if w.div_ceil(interval_ms.max(1)) > MAX_WINDOW_INTERVALS => {
+            c.error(
+                wspan,
+                format!(
+                    "`window` = {w} ms is more than {MAX_WINDOW_INTERVALS} × `[agent] interval` ({interval_ms} ms): make the window shorter or the interval longer"
+                ),
+            );
+            (a, 0)
+        }
+        (a, Some(w), _) => (a, w),
+    }
 }
 
 /// Which metrics take a family parameter.

@@ -52,6 +52,9 @@ pub enum SendError {
     Timeout,
     /// The proxy would not open a tunnel.
     Proxy(String),
+    /// The proxy answered 407: its credentials (`proxy_auth`) are missing or wrong. Final
+    /// for the attempt: the same credentials would be refused again.
+    ProxyAuth(String),
     /// The connection failed under the request (its error chain, e.g. a TLS alert).
     Connection(String),
 }
@@ -79,6 +82,7 @@ impl fmt::Display for SendError {
             SendError::Http(e) => write!(f, "HTTP error: {e}"),
             SendError::Timeout => f.write_str("timed out"),
             SendError::Proxy(m) => write!(f, "proxy: {m}"),
+            SendError::ProxyAuth(m) => write!(f, "proxy authentication failed: {m}"),
             SendError::Connection(m) => write!(f, "connection failed: {m}"),
         }
     }
@@ -92,7 +96,10 @@ impl std::error::Error for SendError {
             | SendError::Tls(e)
             | SendError::CertificateTime(e) => Some(e),
             SendError::Http(e) => Some(e),
-            SendError::Timeout | SendError::Proxy(_) | SendError::Connection(_) => None,
+            SendError::Timeout
+            | SendError::Proxy(_)
+            | SendError::ProxyAuth(_)
+            | SendError::Connection(_) => None,
         }
     }
 }
@@ -178,18 +185,30 @@ impl AsyncWrite for Stream {
 /// Largest proxy response head read, in bytes.
 const MAX_PROXY_HEAD: usize = 8192;
 
-/// Asks the proxy on `tcp` for a tunnel to `host:port` (RFC 9110 §9.3.6).
-async fn tunnel(tcp: &mut TcpStream, host: &str, port: u16) -> Result<(), SendError> {
+/// Asks the proxy on `tcp` for a tunnel to `host:port` (RFC 9110 §9.3.6), with
+/// `Proxy-Authorization` when `auth` is given (the header's value; never logged).
+async fn tunnel(
+    tcp: &mut TcpStream,
+    host: &str,
+    port: u16,
+    auth: Option<&str>,
+) -> Result<(), SendError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
-    let req = format!(
-        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n\r\n",
+    let mut req = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n",
         super::USER_AGENT
     );
+    if let Some(v) = auth {
+        req.push_str("Proxy-Authorization: ");
+        req.push_str(v);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
     tcp.write_all(req.as_bytes())
         .await
         .map_err(SendError::Connect)?;
@@ -208,10 +227,19 @@ async fn tunnel(tcp: &mut TcpStream, host: &str, port: u16) -> Result<(), SendEr
     }
     let line = String::from_utf8_lossy(&head);
     let status = line.split_whitespace().nth(1).unwrap_or("");
+    let first = line.lines().next().unwrap_or("").trim();
     if status.len() == 3 && status.starts_with('2') {
         Ok(())
+    } else if status == "407" {
+        let given = if auth.is_some() {
+            "the `proxy_auth` credentials were refused"
+        } else {
+            "the proxy wants credentials: set `proxy_auth`"
+        };
+        Err(SendError::ProxyAuth(format!(
+            "CONNECT {authority}: {first}; {given}"
+        )))
     } else {
-        let first = line.lines().next().unwrap_or("").trim();
         Err(SendError::Proxy(format!(
             "refused CONNECT {authority}: {first}"
         )))
@@ -409,7 +437,8 @@ impl Client {
         let mut tcp = tcp.ok_or(SendError::Connect(last))?;
         let _ = tcp.set_nodelay(true);
         if proxy.is_some() {
-            tunnel(&mut tcp, host, port).await?;
+            let auth = self.egress.proxy_auth.as_ref().map(|a| a.header_value());
+            tunnel(&mut tcp, host, port, auth.as_deref()).await?;
         }
         self.connects += 1;
         let stream = match self.url.scheme {

@@ -127,11 +127,25 @@ pub async fn send(
         let t0 = Instant::now();
         let attempt_head = out.head.signed(ep, id, clock.now_ms() / 1000, &out.body);
         let make = || attempt_head.request(out.body.clone());
+        let connects = client.connects;
         let sending = client.send(&make, timeout);
         let Some(result) = unless_stopped(&mut stop, sending).await else {
             return end(attempt - 1, last_status, Some(Error::Stopped));
         };
         let ms = t0.elapsed().as_millis();
+        if client.connects != connects && crate::log::enabled(crate::log::Level::Debug) {
+            crate::debug!(
+                "webhook {name}: opened connection {} to {}:{}{}",
+                client.connects,
+                ep.url.host,
+                ep.url.port,
+                match &ep.egress.proxy {
+                    Some(p) if !ep.egress.bypasses_proxy(&ep.url.host) =>
+                        format!(" through the proxy {}", p.text),
+                    _ => String::new(),
+                }
+            );
+        }
         let (verdict, retry_after, error) = match result {
             Ok(r) => {
                 last_status = Some(r.status);
@@ -165,12 +179,25 @@ pub async fn send(
                 }
                 continue;
             }
+            // The proxy refused its credentials: another attempt with the same ones would
+            // be refused too, and hammering a proxy with bad credentials can lock the
+            // account. The attempt is final; the event waits in the spool for a fix.
+            Err(e @ super::client::SendError::ProxyAuth(_)) => {
+                let error = Error::Send(e);
+                crate::error!("webhook {name}: {what}: {error}; not retried");
+                return end(attempt, last_status, Some(error));
+            }
             Err(e) => (Verdict::Retry, None, Error::Send(e)),
         };
         match verdict {
             Verdict::Delivered => {
                 if !(out.quiet && attempt == 1) {
                     crate::info!(
+                        "webhook {name}: delivered {what}: {error} in {ms} ms (attempt {attempt})"
+                    );
+                } else {
+                    // A steady re-send (Alertmanager's): routine even for `info`.
+                    crate::debug!(
                         "webhook {name}: delivered {what}: {error} in {ms} ms (attempt {attempt})"
                     );
                 }

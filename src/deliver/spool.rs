@@ -19,7 +19,7 @@
 //!
 //! Files are 0600 and directories 0700 whatever the umask: see [`state`].
 
-use crate::event::{Event, EventId, EventType};
+use crate::event::{Aggregate, Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};
 use crate::rule::{AlertState, Condition, Level, Op};
 use std::fs;
@@ -376,11 +376,14 @@ pub fn encode(e: &Event) -> Vec<u8> {
     put_f64(&mut o, e.value);
     match e.threshold {
         Some(t) => {
+            // Low nibble: 1 + the operator; high nibble: the aggregate the value is (0, the
+            // sample itself, is what files written before windows existed hold).
             o.push(
-                1 + [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne]
+                (1 + [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne]
                     .iter()
                     .position(|x| *x == t.op)
-                    .unwrap_or(0) as u8,
+                    .unwrap_or(0) as u8)
+                    | (e.aggregate.code() << 4),
             );
             o.extend_from_slice(&t.value.to_bits().to_le_bytes());
         }
@@ -495,10 +498,13 @@ fn decode_v1(fields: &[u8]) -> Option<Event> {
         i => Some(*metric?.dimensions().get(usize::from(i))?),
     };
     let value = r.f64()?;
+    let mut aggregate = Aggregate::Last;
     let threshold = match r.u8()? {
         0 => None,
         i => {
-            let op = *[Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne].get(usize::from(i) - 1)?;
+            aggregate = Aggregate::from_code(i >> 4)?;
+            let op = *[Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Ne]
+                .get(usize::from(i & 0x0f).checked_sub(1)?)?;
             Some(Condition {
                 op,
                 value: f64::from_bits(r.u64()?),
@@ -530,6 +536,7 @@ fn decode_v1(fields: &[u8]) -> Option<Event> {
         dim_key,
         value,
         threshold,
+        aggregate,
         times,
         rule_times,
         timestamp_ms,
@@ -568,6 +575,19 @@ mod tests {
         e.rule_times = 2;
         e.replay_of = Some(EventId([9; 16]));
         e
+    }
+
+    #[test]
+    fn the_aggregate_round_trips_and_old_files_read_as_the_sample() {
+        for a in Aggregate::ALL {
+            let mut e = event(1_795_339_813_000, Level::Critical);
+            e.aggregate = a;
+            assert_eq!(decode(&encode(&e)).map(|d| d.aggregate), Some(a));
+        }
+        // A file written before windows existed has 0 in the high nibble: the sample.
+        let e = event(1_795_339_813_000, Level::Critical);
+        let bytes = encode(&e);
+        assert_eq!(decode(&bytes).map(|d| d.aggregate), Some(Aggregate::Last));
     }
 
     #[test]

@@ -2,10 +2,20 @@
 //! type, and that they fit their fixed buffers for the longest possible values.
 //!
 //! The proof renders the webhook's real templates for synthetic events: every event type,
-//! and a worst case whose every run-time value has its maximum length and is made of the
-//! character that grows most under the escaping of the place it lands in. Config-time
-//! values (device id, host name, labels, rule names) are the real ones. Escaping is
-//! per character, so no event can render longer than that worst case.
+//! and worst cases whose every run-time value has its maximum length. Config-time values
+//! (device id, host name, labels, rule names) are the real ones.
+//!
+//! Why the worst cases bound every event: a run-time string (the series' dimension value,
+//! an agent event's detail) reaches the output only through transformations that work one
+//! character at a time — `content` (control characters become `?`), a receiver's filter
+//! (`|slack`), then the place's escaping. So a template's output grows by a sum, over the
+//! string's characters, of what each character costs in all the places it lands, and for
+//! a string of at most N bytes that sum is largest for N copies of the one character with
+//! the highest cost per byte. That character is always ASCII: a non-ASCII character costs
+//! at most 3 bytes per byte (percent-encoding) wherever it lands, and `"` costs as much in
+//! every place and filter (3 percent-encoded, 2 in JSON where U+2028 costs 2 per byte,
+//! 6 in XML; other non-ASCII characters cost 1 per byte in JSON, XML and text). So the
+//! proof renders one worst case per ASCII character, 128 in all, and takes the largest.
 
 use super::text::{Escape, FixedWriter};
 use super::{Ctx, Origin};
@@ -17,9 +27,12 @@ use crate::rule::{AlertState, Condition, Level, Op};
 /// A syntax check of a rendered payload.
 pub type Validator = fn(&str) -> Result<(), String>;
 
-/// The events a proof renders: each type with ordinary values, then the worst case for
-/// `escape` (the last one).
-pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
+/// The characters the worst cases are made of: every ASCII character (see the module
+/// documentation for why no other can grow more).
+pub const WORST_CHARS: core::ops::Range<u8> = 0..128;
+
+/// The events a proof renders: each type with ordinary values.
+pub fn sample_events(rule_name: &str) -> Vec<Event> {
     let now = 1_763_800_000_000;
     let id = EventId::new(now, [7; 10]);
     let mut out = Vec::new();
@@ -50,7 +63,12 @@ pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
         }
         out.push(e);
     }
-    let worst_char = escape.worst_char();
+    out
+}
+
+/// The worst case made of `fill`: every run-time value at its longest, its strings
+/// `MAX_DIM_VALUE_LEN` copies of `fill`.
+pub fn worst_event(rule_name: &str, fill: char) -> Event {
     let mut worst = Event::agent(EventType::DeliveryFailed, EventId([0xff; 16]), u64::MAX, "");
     worst.kind = EventType::Alarm;
     worst.rule = Some(0);
@@ -66,8 +84,9 @@ pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
         .map_or((None, None), |(m, k)| (Some(m), Some(k)));
     worst.metric = metric;
     worst.dim_key = key;
-    worst.dim = (0..MAX_DIM_VALUE_LEN)
-        .map(|_| worst_char)
+    let n = MAX_DIM_VALUE_LEN / fill.len_utf8();
+    worst.dim = (0..n)
+        .map(|_| fill)
         .collect::<String>()
         .as_str()
         .try_into()
@@ -78,13 +97,14 @@ pub fn sample_events(rule_name: &str, escape: Escape) -> Vec<Event> {
         op: Op::Ge,
         value: f64::MIN,
     });
+    // `$Average` / `$Maximum` / `$Minimum` are the longest names of the value.
+    worst.aggregate = crate::event::Aggregate::Avg;
     worst.times = u32::MAX;
     worst.rule_times = u8::MAX;
     worst.first_trigger_ms = u64::MAX;
     worst.last_trigger_ms = u64::MAX;
     worst.replay_of = Some(EventId([0xff; 16]));
-    out.push(worst);
-    out
+    worst
 }
 
 /// The longest rule name of a config (the worst case for `rule_id` / `alert_name`).
@@ -92,7 +112,7 @@ pub fn longest<'a>(names: impl Iterator<Item = &'a str>) -> Name {
     crate::event::truncated(names.max_by_key(|n| n.len()).unwrap_or(""))
 }
 
-/// Renders with `f` for every sample event; returns the largest size.
+/// Renders with `f` for every sample event and every worst case; returns the largest size.
 ///
 /// # Errors
 /// A message naming the event type that rendered invalid output or did not fit `limit`.
@@ -100,18 +120,17 @@ pub fn prove(
     origin: &Origin,
     language: Language,
     rule_name: &str,
-    escape: Escape,
     limit: usize,
     validate: Option<Validator>,
     f: &dyn Fn(&Ctx<'_>, &mut [u8]) -> Option<usize>,
 ) -> Result<usize, String> {
     let mut scratch = vec![0u8; 64 * 1024];
-    let events = sample_events(rule_name, escape);
     let mut largest = 0;
-    for (i, event) in events.iter().enumerate() {
-        let worst = i + 1 == events.len();
+    let samples = sample_events(rule_name).into_iter().map(|e| (e, None));
+    let worst = WORST_CHARS.map(|b| (worst_event(rule_name, char::from(b)), Some(char::from(b))));
+    for (event, fill) in samples.chain(worst) {
         let ctx = Ctx {
-            event,
+            event: &event,
             origin,
             language,
         };
@@ -128,16 +147,47 @@ pub fn prove(
             let text =
                 core::str::from_utf8(&scratch[..n]).map_err(|_| "it is not UTF-8".to_string())?;
             v(text).map_err(|m| {
-                let what = if worst {
-                    "the longest possible values".to_string()
-                } else {
-                    format!("event type {}", event.kind.as_str())
+                let what = match fill {
+                    Some(c) => format!("the longest possible values (made of {c:?})"),
+                    None => format!("event type {}", event.kind.as_str()),
                 };
                 format!("it is not valid for {what}: {m}")
             })?;
         }
     }
     Ok(largest)
+}
+
+/// [`prove`] for a template in `escape`'s place: one without variables renders the same
+/// for every event, so it is rendered once (most request targets and headers).
+///
+/// # Errors
+/// As [`prove`].
+pub fn prove_template(
+    origin: &Origin,
+    language: Language,
+    rule_name: &str,
+    t: &super::template::Template,
+    escape: Escape,
+    limit: usize,
+) -> Result<usize, String> {
+    let f = |ctx: &Ctx<'_>, buf: &mut [u8]| render_template(t, ctx, escape, buf);
+    if !t.is_static() {
+        return prove(origin, language, rule_name, limit, None, &f);
+    }
+    let event = worst_event(rule_name, 'x');
+    let ctx = Ctx {
+        event: &event,
+        origin,
+        language,
+    };
+    let mut scratch = vec![0u8; 64 * 1024];
+    let n =
+        f(&ctx, &mut scratch).ok_or_else(|| "it does not fit even a 64 KiB buffer".to_string())?;
+    if n > limit {
+        return Err(format!("it is {n} bytes; the limit is {limit}"));
+    }
+    Ok(n)
 }
 
 /// Renders a template into a fixed writer; `None` when it does not fit.

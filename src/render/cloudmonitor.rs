@@ -2,13 +2,22 @@
 //!
 //! Every value is a string, as in the seeds' examples: `timestamp` is unix seconds,
 //! `dimensions` a JSON array of objects inside a string, `expression` a JSON array inside
-//! a string (`[{"expression":"$value>90","level":3,"times":2}]`). Levels map to the
+//! a string (`[{"expression":"$value>90","level":3,"times":2}]`; a rule over a window
+//! names its statistic as CloudMonitor does: `$Average>90`, `$Maximum`, `$Minimum`,
+//! `$Sum`). Levels map to the
 //! cloud monitor's numbers: CRITICAL 2, WARN 3, INFO 4 (CloudMonitor: 4 = email, 3 = SMS + email).
+//!
+//! With a secret a `signature` member comes last: base64(HMAC-SHA256(secret, S)), where S
+//! is `name=value` of every other member in the order written, joined by `&`, names and
+//! (JSON-decoded) values percent-encoded as the form callback's fields are (ASCII letters,
+//! digits and `-._~` as they are, space as `+`, every other byte `%XX`): the string the
+//! `cloudmonitor-form` body of the same values would be.
 
 use super::template::write_alert_name;
-use super::text::{fmt_value, json_str_into, FixedWriter};
+use super::text::{fmt_value, json_str_into, Escape, Escaped, FixedWriter};
 use super::{Ctx, RenderError, NAMESPACE};
 use crate::rule::Level;
+use crate::util::{base64_write, HmacWriter};
 use core::fmt::Write as _;
 use serde::Serialize;
 
@@ -29,6 +38,51 @@ struct Body<'a> {
     trigger_level: &'a str,
     pre_trigger_level: &'a str,
     rule_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a str>,
+}
+
+impl Body<'_> {
+    /// Every member but `signature`, in the order they are serialised.
+    fn members(&self) -> [(&'static str, &str); 14] {
+        [
+            ("userId", self.user_id),
+            ("alertName", self.alert_name),
+            ("timestamp", self.timestamp),
+            ("alertState", self.alert_state),
+            ("dimensions", self.dimensions),
+            ("expression", self.expression),
+            ("curValue", self.cur_value),
+            ("metricName", self.metric_name),
+            ("metricProject", self.metric_project),
+            ("instanceName", self.instance_name),
+            ("namespace", self.namespace),
+            ("triggerLevel", self.trigger_level),
+            ("preTriggerLevel", self.pre_trigger_level),
+            ("ruleId", self.rule_id),
+        ]
+    }
+
+    /// base64(HMAC-SHA256(key, S)) of the members (see the module documentation).
+    fn signature(&self, key: &[u8]) -> heapless::String<44> {
+        let mut mac = HmacWriter::new(key);
+        for (i, (name, value)) in self.members().into_iter().enumerate() {
+            if i > 0 {
+                let _ = mac.write_char('&');
+            }
+            let mut enc = Escaped {
+                inner: &mut mac,
+                escape: Escape::Form,
+            };
+            let _ = enc.write_str(name);
+            let _ = enc.inner.write_char('=');
+            let _ = enc.write_str(value);
+        }
+        let mut b64 = heapless::String::<44>::new();
+        // 32 bytes are 44 base64 characters: it fits.
+        let _ = base64_write(mac.finish().as_ref(), &mut b64);
+        b64
+    }
 }
 
 /// The cloud monitor's number for a level.
@@ -40,7 +94,11 @@ pub fn level_number(l: Level) -> u8 {
     }
 }
 
-pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
+pub(super) fn render_json(
+    ctx: &Ctx<'_>,
+    secret: Option<&[u8]>,
+    buf: &mut [u8],
+) -> Result<usize, RenderError> {
     let (e, o) = (ctx.event, ctx.origin);
     let full = |_| RenderError::BufferFull;
 
@@ -69,7 +127,8 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
     match e.threshold {
         Some(t) => write!(
             expr,
-            "[{{\"expression\":\"$value{}{}\",\"level\":{},\"times\":{}}}]",
+            "[{{\"expression\":\"{}{}{}\",\"level\":{},\"times\":{}}}]",
+            e.aggregate.variable(),
             t.op.as_str(),
             fmt_value(t.value),
             level_number(e.level),
@@ -84,7 +143,7 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
     let cur = e.value.map(fmt_value).unwrap_or_default();
     let mut name = heapless::String::<80>::new();
     let _ = write_alert_name(&mut name, e.kind, &e.rule_name);
-    let body = Body {
+    let mut body = Body {
         user_id: &o.device_id,
         alert_name: &name,
         timestamp: &ts,
@@ -99,6 +158,9 @@ pub(super) fn render_json(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, Render
         trigger_level: e.level.as_str(),
         pre_trigger_level: e.prev_level.as_str(),
         rule_id: &e.rule_name,
+        signature: None,
     };
+    let sig = secret.map(|key| body.signature(key));
+    body.signature = sig.as_deref();
     serde_json_core::to_slice(&body, buf).map_err(|_| RenderError::BufferFull)
 }

@@ -1,7 +1,8 @@
 //! Aliyun CloudMonitor's alarm callback, form-urlencoded.
 //!
 //! Fields in the order of CloudMonitor's parameter table; `dimensions` as `{userId=…, instanceId=…}`,
-//! `expression` as `$value>=95`. With a secret, a `signature` field is appended: the seed
+//! `expression` as `$value>=95` (`$Average>=95`, `$Maximum`, `$Minimum`, `$Sum` for a rule
+//! over a window). With a secret, a `signature` field is appended: the seed
 //! shows one but does not define it, so tocsin defines it as
 //! `base64(HMAC-SHA256(secret, every byte of the body before "&signature="))`.
 
@@ -58,7 +59,12 @@ pub(super) fn render(
             Some(t) => field(
                 &mut w,
                 "expression",
-                format_args!("$value{}{}", t.op.as_str(), fmt_value(t.value)),
+                format_args!(
+                    "{}{}{}",
+                    e.aggregate.variable(),
+                    t.op.as_str(),
+                    fmt_value(t.value)
+                ),
             )?,
             None => field(&mut w, "expression", format_args!(""))?,
         }

@@ -1,7 +1,9 @@
 //! Apache HertzBeat's webhook body.
 //!
-//! `id` and `alertDefineId` are int64: the id comes from the event id's random bits, the
-//! definition id is a stable hash of the rule name. `priority` 0/1/2 = CRITICAL/WARN/INFO;
+//! `id` and `alertDefineId` are int64 values of at most 53 bits, so that receivers that
+//! parse JSON numbers as doubles (JavaScript's `JSON.parse`) keep them exact: the id is the
+//! low 53 bits of the event id's random part, the definition id a stable hash of the rule
+//! name masked to 53 bits (0 becomes 1 in both). `priority` 0/1/2 = CRITICAL/WARN/INFO;
 //! `status` 0 = alarm (to be processed), 2 = recovered. The seed's example has `tag`, its
 //! table `tags`: both are sent, equal. Times are milliseconds; `gmtCreate` (first trigger)
 //! and `gmtUpdate` (this event) are `YYYY-MM-DDTHH:MM:SS` in UTC.
@@ -66,14 +68,36 @@ pub fn priority(l: Level) -> u8 {
     }
 }
 
-/// FNV-1a, 63 bits: a stable positive int64 for a name.
-fn define_id(name: &str, kind: EventType) -> i64 {
+/// The largest integer every JSON parser holds exactly: 2^53 − 1 (JavaScript's
+/// `Number.MAX_SAFE_INTEGER`; beyond it a double loses digits).
+pub const MAX_SAFE_ID: u64 = (1 << 53) - 1;
+
+/// The low 53 bits of `bits`, 0 made 1: positive, exact as a double, never 0 (HertzBeat
+/// reads an id of 0 as unset).
+fn safe_id(bits: u64) -> i64 {
+    match bits & MAX_SAFE_ID {
+        0 => 1,
+        v => v as i64,
+    }
+}
+
+/// FNV-1a of the rule name (`tocsin.<type>` for agent events), in 53 bits: the same for a
+/// rule on every device and across restarts.
+pub fn define_id(name: &str, kind: EventType) -> i64 {
     let h = if name.is_empty() {
         crate::util::fnv1a(&[b"tocsin.", kind.as_str().as_bytes()])
     } else {
         crate::util::fnv1a(&[name.as_bytes()])
     };
-    (h & i64::MAX as u64) as i64
+    safe_id(h)
+}
+
+/// The low 53 bits of the event id's random part (its last 8 bytes hold 62 random bits
+/// under the 2 variant bits).
+pub fn alert_id(id: &crate::event::EventId) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[8..]);
+    safe_id(u64::from_be_bytes(b))
 }
 
 pub(super) fn render(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
@@ -90,10 +114,8 @@ pub(super) fn render(ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError
             let _ = write_alert_name(&mut target, e.kind, "");
         }
     }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&e.id.0[8..]);
     let body = Body {
-        id: (u64::from_be_bytes(id) & i64::MAX as u64) as i64,
+        id: alert_id(&e.id),
         target: &target,
         alert_define_id: define_id(&e.rule_name, e.kind),
         priority: priority(e.level),

@@ -68,7 +68,7 @@ pub struct Payload {
     pub body: Option<Template>,
     /// Language of `content` (the agent's unless overridden).
     pub language: Language,
-    /// `cloudmonitor-form`: the key of its `signature` field.
+    /// `cloudmonitor-form` and `cloudmonitor-json`: the key of their `signature` member.
     pub form_secret: Option<Secret>,
     /// `alertmanager`: how often a firing alert is re-sent (its `endsAt` is 4 × this ahead).
     pub resend_ms: u64,
@@ -84,7 +84,11 @@ impl Payload {
     /// [`RenderError::BufferFull`] when the payload does not fit.
     pub fn render(&self, ctx: &Ctx<'_>, buf: &mut [u8]) -> Result<usize, RenderError> {
         match self.format {
-            Format::CloudmonitorJson => cloudmonitor::render_json(ctx, buf),
+            Format::CloudmonitorJson => cloudmonitor::render_json(
+                ctx,
+                self.form_secret.as_ref().map(|s| s.expose().as_bytes()),
+                buf,
+            ),
             Format::CloudmonitorForm => form::render(
                 ctx,
                 self.form_secret.as_ref().map(|s| s.expose().as_bytes()),

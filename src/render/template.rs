@@ -5,7 +5,7 @@
 //! names a fleet label. Inside a JSON body a variable is written inside the template's own
 //! quotes (`"${device_id}"`); only `${alarm}`, the whole event as a JSON object, stands bare.
 
-use super::text::{fmt_value, Escape, Escaped};
+use super::text::{fmt_value, Escape, Escaped, SlackEscaped};
 use super::{alarm, content, Ctx};
 use crate::event::EventType;
 use core::fmt;
@@ -17,7 +17,7 @@ pub enum Var {
     EventId,
     /// `event_type`: alarm, recovery, no_data, agent_start, …
     EventType,
-    /// `rule_id`: the rule's name (empty for agent events).
+    /// `rule_id`: the rule's name, or `tocsin.<event_type>` for agent events.
     RuleId,
     /// `alert_name`: the rule's name, or `tocsin.<event_type>` for agent events.
     AlertName,
@@ -37,7 +37,8 @@ pub enum Var {
     Unit,
     /// `threshold`: the number of the level's condition.
     Threshold,
-    /// `expression`: `$value>95`.
+    /// `expression`: `$value>95` (`$Average>95`, `$Maximum`, `$Minimum`, `$Sum` for a rule
+    /// over a window, as CloudMonitor names its statistics).
     Expression,
     /// `times`: breaches counted in this episode.
     Times,
@@ -98,6 +99,15 @@ const NAMES: &[(&str, Var)] = &[
     ("alarm", Var::Alarm),
 ];
 
+/// A receiver's escaping, applied to a variable before the place's own: `${content|slack}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Slack's message text: `&` `<` `>` as `&amp;` `&lt;` `&gt;`.
+    Slack,
+}
+
+const FILTERS: &[(&str, Filter)] = &[("slack", Filter::Slack)];
+
 /// One piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
@@ -105,6 +115,8 @@ pub enum Segment {
     Lit(String),
     /// A variable, escaped for its place.
     Var(Var),
+    /// A variable through a receiver's filter, then escaped for its place.
+    Filtered(Var, Filter),
 }
 
 /// A parsed template.
@@ -145,15 +157,41 @@ impl Template {
                     offset: offset + i,
                     message: "`${` is not closed by `}` (write `$$` for a literal `$`)".into(),
                 })?;
-                let name = &r[..close];
+                let (name, filter) = match r[..close].split_once('|') {
+                    Some((n, f)) => (n, Some(f)),
+                    None => (&r[..close], None),
+                };
                 let var = lookup(name, labels).ok_or_else(|| TemplateError {
                     offset: offset + i,
                     message: unknown_var_message(name, labels),
                 })?;
+                let seg = match filter {
+                    None => Segment::Var(var),
+                    Some(f) => {
+                        let at = offset + i + 2 + name.len() + 1;
+                        let filter = FILTERS
+                            .iter()
+                            .find(|(n, _)| *n == f)
+                            .map(|(_, f)| *f)
+                            .ok_or_else(|| TemplateError {
+                                offset: at,
+                                message: format!(
+                                    "unknown filter `{f}` in `${{{name}|{f}}}`; known: slack"
+                                ),
+                            })?;
+                        if var == Var::Alarm {
+                            return Err(TemplateError {
+                                offset: at,
+                                message: "`${alarm}` is a JSON object: a filter applies to text variables (`${content|slack}`)".into(),
+                            });
+                        }
+                        Segment::Filtered(var, filter)
+                    }
+                };
                 if !lit.is_empty() {
                     segments.push(Segment::Lit(std::mem::take(&mut lit)));
                 }
-                segments.push(Segment::Var(var));
+                segments.push(seg);
                 offset += i + 2 + close + 1;
                 rest = &r[close + 1..];
             } else {
@@ -185,6 +223,11 @@ impl Template {
                 // In JSON, ${alarm} is a JSON value of its own, not string content.
                 Segment::Var(Var::Alarm) if escape == Escape::Json => alarm::write(out, ctx)?,
                 Segment::Var(v) => write_var(&mut Escaped { inner: out, escape }, *v, ctx)?,
+                Segment::Filtered(v, Filter::Slack) => write_var(
+                    &mut SlackEscaped(&mut Escaped { inner: out, escape }),
+                    *v,
+                    ctx,
+                )?,
             }
         }
         Ok(())
@@ -230,8 +273,9 @@ pub fn write_var(out: &mut dyn fmt::Write, var: Var, ctx: &Ctx<'_>) -> fmt::Resu
     match var {
         Var::EventId => out.write_str(&e.id.to_text()),
         Var::EventType => out.write_str(e.kind.as_str()),
-        Var::RuleId => out.write_str(&e.rule_name),
-        Var::AlertName => write_alert_name(out, e.kind, &e.rule_name),
+        // Agent events have no rule: `tocsin.<event_type>`, so that a receiver keyed by
+        // rule (an Alertmanager `generatorURL` of `…?rule=${rule_id}`) never gets an empty one.
+        Var::RuleId | Var::AlertName => write_alert_name(out, e.kind, &e.rule_name),
         Var::State => out.write_str(e.state.as_str()),
         Var::Level => out.write_str(e.level.as_str()),
         Var::PrevLevel => out.write_str(e.prev_level.as_str()),
@@ -243,7 +287,13 @@ pub fn write_var(out: &mut dyn fmt::Write, var: Var, ctx: &Ctx<'_>) -> fmt::Resu
             out.write_str(&e.threshold.map(|t| fmt_value(t.value)).unwrap_or_default())
         }
         Var::Expression => match e.threshold {
-            Some(t) => write!(out, "$value{}{}", t.op.as_str(), fmt_value(t.value)),
+            Some(t) => write!(
+                out,
+                "{}{}{}",
+                e.aggregate.variable(),
+                t.op.as_str(),
+                fmt_value(t.value)
+            ),
             None => Ok(()),
         },
         Var::Times => write!(out, "{}", e.times),
@@ -309,6 +359,31 @@ mod tests {
             ]
         );
         assert!(Template::parse("plain", &[]).unwrap().is_static());
+    }
+
+    #[test]
+    fn filters() {
+        let t = Template::parse("{\"text\": \"${content|slack}\"}", &[]).unwrap();
+        assert_eq!(
+            t.segments[1],
+            Segment::Filtered(Var::Content, Filter::Slack)
+        );
+        assert!(!t.is_static());
+        let e = Template::parse("ab ${content|mrkdwn}", &[]).unwrap_err();
+        assert_eq!(e.offset, 13);
+        assert!(
+            e.message.starts_with("unknown filter `mrkdwn`"),
+            "{}",
+            e.message
+        );
+        let e = Template::parse("${alarm|slack}", &[]).unwrap_err();
+        assert!(e.message.contains("JSON object"), "{}", e.message);
+        let e = Template::parse("${nope|slack}", &[]).unwrap_err();
+        assert!(
+            e.message.starts_with("unknown variable `${nope}`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -104,19 +104,6 @@ pub enum Escape {
     Text,
 }
 
-impl Escape {
-    /// The character that grows the most under this escaping: synthetic worst-case
-    /// events are filled with it to bound a template's output.
-    pub fn worst_char(self) -> char {
-        match self {
-            Escape::Json => '\u{1}',
-            Escape::Form | Escape::Url => '"',
-            Escape::Xml => '"',
-            Escape::Header | Escape::Text => 'x',
-        }
-    }
-}
-
 /// A `fmt::Write` that escapes everything written through it.
 pub struct Escaped<'w, W: fmt::Write + ?Sized> {
     /// Where escaped text goes.
@@ -163,6 +150,29 @@ impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Slack's escaping of message text, applied before the place's own: `&`, `<`, `>` become
+/// `&amp;`, `&lt;`, `&gt;` (Slack's "Formatting text for app surfaces": only these three,
+/// which Slack itself would otherwise read as the start of an entity, a link or a mention).
+pub struct SlackEscaped<'w, W: fmt::Write + ?Sized>(pub &'w mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for SlackEscaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let rep = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            self.0.write_str(rep)?;
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
     }
 }
 
@@ -243,6 +253,18 @@ mod tests {
             .unwrap();
             assert_eq!(out, want, "{esc:?}");
         }
+    }
+
+    #[test]
+    fn slack_escaping_comes_before_the_place() {
+        let mut out = String::new();
+        SlackEscaped(&mut Escaped {
+            inner: &mut out,
+            escape: Escape::Json,
+        })
+        .write_str("a&b<@U1>\"")
+        .unwrap();
+        assert_eq!(out, r#"a&amp;b&lt;@U1&gt;\""#);
     }
 
     #[test]

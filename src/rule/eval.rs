@@ -95,6 +95,17 @@
 //! and the no-data event's first/last trigger and `times`) tells the receiver data came
 //! back, and the series is OK or PENDING per that sample.
 //!
+//! # Windows
+//!
+//! A rule with an `aggregate` other than `last` keeps, per series, a ring of its latest
+//! samples (see `rule::window` for its size, which samples are in the window, and the
+//! warm-up). Its sample's input is then the aggregate of the window, not the sample: the
+//! rules above apply to the aggregate as to a sample (`value` of every transition is the
+//! aggregate). While a series warms up its cycles count for nothing: no breach count, no
+//! `within` shift, no missing sample. After the warm-up, a cycle without a sample is a
+//! missing sample and is not evaluated. The ring of a new series is allocated at its first
+//! sample (the placeholder's at construction), never again for that series.
+//!
 //! # View
 //!
 //! [`Evaluator::view`] reports every series (including a placeholder) with state `"OK"`,
@@ -107,6 +118,7 @@
 //! [`glob_match`]: super::glob_match
 //! [`MAX_SERIES_PER_RULE`]: crate::limits::MAX_SERIES_PER_RULE
 
+use super::window::{Ring, Shape};
 use super::{
     glob_match, AlertState, Level, Millis, NoData, Restore, RuleSpec, SeriesView, Transition,
     TransitionKind,
@@ -169,6 +181,10 @@ struct Series {
     notified: bool,
     last_value: Option<f64>,
     last_level: Option<Level>,
+    /// The window of a rule with an aggregate (no slots otherwise).
+    ring: Ring,
+    /// The last `carry_over` restarted this series' window and so ended its episode.
+    window_restarted: bool,
 }
 
 /// Everything a step needs to emit a transition.
@@ -176,11 +192,15 @@ struct Step<'a, 'e> {
     idx: usize,
     rule: &'a RuleSpec,
     now: Millis,
+    /// Monotonic ms, for windows.
+    mono: u64,
+    /// The rule's window geometry (`None`: it compares samples themselves).
+    shape: Option<Shape>,
     emit: &'e mut dyn FnMut(Transition),
 }
 
 impl Series {
-    fn new(key: Option<&'static str>, dim: DimValue, placeholder: bool) -> Series {
+    fn new(key: Option<&'static str>, dim: DimValue, placeholder: bool, ring: Ring) -> Series {
         Series {
             key,
             dim,
@@ -201,7 +221,41 @@ impl Series {
             notified: false,
             last_value: None,
             last_level: None,
+            ring,
+            window_restarted: false,
         }
+    }
+
+    /// A sample of a rule with a window: recorded, and evaluated as the aggregate once the
+    /// warm-up is over. A warm-up cycle counts for nothing (no `times`, no `within` shift).
+    fn on_window_sample(&mut self, cx: &mut Step<'_, '_>, shape: &Shape, value: f64) {
+        if !self.ring.fits(shape) {
+            // A series' first sample (or the first after a reload resized its window).
+            self.ring = Ring::new(shape);
+        }
+        match self.ring.push(cx.mono, value, shape) {
+            Some(aggregate) => self.on_sample(cx, aggregate),
+            None => {
+                self.seen = true;
+                self.last_value = None;
+                self.last_level = None;
+            }
+        }
+    }
+
+    /// A reload changed the rule's aggregate, window or interval: the window starts over
+    /// (warm-up again, with `shape`'s slots). An ALERT or PENDING series goes back to OK
+    /// (its alarm was about another window: the service owes its recovery, see
+    /// [`Evaluator::window_restarted`]); an INSUFFICIENT_DATA one stays so until data comes.
+    fn restart_window(&mut self, shape: Option<&Shape>) {
+        self.window_restarted = self.phase == Phase::Alert;
+        if self.phase != Phase::NoData {
+            self.reset();
+        }
+        self.missing = 0;
+        self.last_value = None;
+        self.last_level = None;
+        self.ring = shape.map(Ring::new).unwrap_or_default();
     }
 
     /// Back to OK with every counter and the history cleared.
@@ -469,10 +523,13 @@ struct RuleState {
 }
 
 impl RuleState {
-    fn new() -> RuleState {
+    /// The placeholder series, with its window's ring allocated here for a rule with an
+    /// aggregate (it becomes the series of a metric without a dimension).
+    fn new(rule: &RuleSpec) -> RuleState {
         let mut series = heapless::Vec::new();
+        let ring = Shape::of(rule).map(|s| Ring::new(&s)).unwrap_or_default();
         // Capacity is at least 1, so this cannot fail.
-        let _ = series.push(Series::new(None, DimValue::new(), true));
+        let _ = series.push(Series::new(None, DimValue::new(), true, ring));
         RuleState { series }
     }
 }
@@ -489,7 +546,7 @@ impl Evaluator {
     /// State for `rules` (allocated once here; no heap allocation after construction in evaluate()).
     pub fn new(rules: &[RuleSpec]) -> Evaluator {
         let mut states = Vec::with_capacity(rules.len());
-        states.extend(rules.iter().map(|_| RuleState::new()));
+        states.extend(rules.iter().map(RuleState::new));
         Evaluator {
             rules: states,
             series_overflow: 0,
@@ -500,7 +557,11 @@ impl Evaluator {
     /// of `old` with the same identity ([`RuleSpec::same_identity`]: name, metric, dimension
     /// key), so a reload neither re-fires nor forgets alerts; a rule whose thresholds,
     /// `times`, `repeat` or `notify` changed keeps its episode and is re-evaluated under
-    /// the new spec from the next sample. Returns how many rules kept their state.
+    /// the new spec from the next sample. A rule whose aggregate, window or sampling
+    /// interval changed ([`RuleSpec::same_window`]) restarts its windows: every series
+    /// warms up again, and one that was ALERT is OK now and reported by
+    /// [`window_restarted`](Self::window_restarted), so that its recovery is sent (never
+    /// dropped silently). Returns how many rules kept their state.
     pub fn carry_over(
         &mut self,
         rules: &[RuleSpec],
@@ -513,10 +574,17 @@ impl Evaluator {
             let Some(j) = old_rules.iter().position(|o| o.same_identity(spec)) else {
                 continue;
             };
-            if let (Some(state), Some(slot)) = (
+            if let (Some(mut state), Some(slot)) = (
                 old_states.get_mut(j).and_then(Option::take),
                 self.rules.get_mut(i),
             ) {
+                let restart = !old_rules[j].same_window(spec);
+                for s in state.series.iter_mut() {
+                    s.window_restarted = false;
+                    if restart {
+                        s.restart_window(Shape::of(spec).as_ref());
+                    }
+                }
                 *slot = state;
                 kept += 1;
             }
@@ -554,7 +622,7 @@ impl Evaluator {
                 }
                 if st
                     .series
-                    .push(Series::new(r.key, r.dim.clone(), false))
+                    .push(Series::new(r.key, r.dim.clone(), false, Ring::default()))
                     .is_err()
                 {
                     return false;
@@ -579,6 +647,16 @@ impl Evaluator {
         true
     }
 
+    /// Whether the last [`carry_over`](Self::carry_over) restarted the window of this
+    /// series of rule `rule` and so ended its ALERT: the receivers are owed its recovery.
+    pub fn window_restarted(&self, rule: usize, key: Option<&'static str>, dim: &DimValue) -> bool {
+        self.rules.get(rule).is_some_and(|st| {
+            st.series
+                .iter()
+                .any(|s| s.window_restarted && s.dim == *dim && (s.placeholder || s.key == key))
+        })
+    }
+
     /// Samples ignored because their rule already tracked [`MAX_SERIES_PER_RULE`] series
     /// (counted once per ignored sample per cycle).
     ///
@@ -587,13 +665,15 @@ impl Evaluator {
         self.series_overflow
     }
 
-    /// One cycle: `samples` are all samples of this cycle (any metrics); `now` is unix ms.
-    /// Calls `emit` once per transition.
+    /// One cycle: `samples` are all samples of this cycle (any metrics); `now` is unix ms
+    /// (for events), `mono` the process-wide monotonic ms (for windows: it never goes back,
+    /// and a reload does not reset it). Calls `emit` once per transition.
     pub fn evaluate(
         &mut self,
         rules: &[RuleSpec],
         samples: &[Sample],
         now: Millis,
+        mono: u64,
         emit: &mut dyn FnMut(Transition),
     ) {
         for (idx, (rule, st)) in rules.iter().zip(self.rules.iter_mut()).enumerate() {
@@ -601,11 +681,14 @@ impl Evaluator {
                 idx,
                 rule,
                 now,
+                mono,
+                shape: Shape::of(rule),
                 emit: &mut *emit,
             };
             for s in st.series.iter_mut() {
                 s.seen = false;
                 s.notified = false;
+                s.window_restarted = false;
             }
             for sample in samples {
                 if sample.metric != rule.metric {
@@ -639,10 +722,12 @@ impl Evaluator {
                                 (cx.emit)(t);
                             }
                         }
-                        match st
-                            .series
-                            .push(Series::new(sample.key, sample.dim.clone(), false))
-                        {
+                        match st.series.push(Series::new(
+                            sample.key,
+                            sample.dim.clone(),
+                            false,
+                            Ring::default(),
+                        )) {
                             Ok(()) => st.series.len() - 1,
                             Err(_) => {
                                 self.series_overflow = self.series_overflow.saturating_add(1);
@@ -654,11 +739,18 @@ impl Evaluator {
                 if let Some(series) = st.series.get_mut(pos) {
                     series.placeholder = false;
                     series.key = sample.key;
-                    series.on_sample(&mut cx, sample.value);
+                    match cx.shape {
+                        Some(shape) => series.on_window_sample(&mut cx, &shape, sample.value),
+                        None => series.on_sample(&mut cx, sample.value),
+                    }
                 }
             }
             for series in st.series.iter_mut() {
-                if !series.seen {
+                // A cycle of the warm-up counts for nothing, a missing sample neither.
+                let warming = cx
+                    .shape
+                    .is_some_and(|shape| series.ring.warming(mono, &shape));
+                if !series.seen && !warming {
                     series.on_missing(&mut cx);
                 }
                 series.maybe_repeat(&mut cx);
@@ -716,6 +808,9 @@ mod tests {
             repeat_ms: None,
             no_data: NoData::Keep,
             no_data_after: 3,
+            aggregate: Default::default(),
+            window_ms: 0,
+            interval_ms: 0,
         }
     }
 
@@ -755,7 +850,7 @@ mod tests {
             let mut out = Vec::new();
             let now = self.step * STEP_MS;
             self.ev
-                .evaluate(&self.rules, samples, now, &mut |t| out.push(t));
+                .evaluate(&self.rules, samples, now, now, &mut |t| out.push(t));
             self.step += 1;
             out
         }
@@ -802,6 +897,178 @@ mod tests {
     use Level::{Critical as C, Info as I, Warn as W};
     use TransitionKind::{Alarm, NoData as ND, Recovery as Rec};
 
+    /// `mem_rule` averaged over 20 s at the harness's 5 s steps: a ring of 5, warm-up
+    /// until the first sample is 15 s old (the 4th sample is the first evaluated).
+    fn avg_rule() -> RuleSpec {
+        RuleSpec {
+            aggregate: crate::rule::Aggregate::Avg,
+            window_ms: 20_000,
+            interval_ms: STEP_MS,
+            ..mem_rule()
+        }
+    }
+
+    #[test]
+    fn a_window_fires_on_its_average_and_not_on_a_spike() {
+        // A spike of 100 among 20s: the average of four samples never passes 85.
+        let ts = run(
+            avg_rule(),
+            &vals(&[20.0, 20.0, 20.0, 20.0, 100.0, 20.0, 20.0, 20.0]),
+        );
+        assert!(ts.is_empty(), "{ts:?}");
+        // The same samples compared one by one fire on the spike.
+        let ts = run(mem_rule(), &vals(&[20.0, 20.0, 20.0, 20.0, 100.0]));
+        assert_eq!(summary(&ts), vec![(4, Alarm, C, C)]);
+        // A sustained 96–98: fires on the first evaluated cycle, carrying the average.
+        let ts = run(avg_rule(), &vals(&[96.0, 98.0, 96.0, 98.0, 97.0]));
+        assert_eq!(summary(&ts), vec![(3, Alarm, C, C)]);
+        assert_eq!(ts[0].1.value, Some(97.0));
+    }
+
+    #[test]
+    fn warm_up_cycles_count_for_nothing() {
+        // times = 2: the three warm-up breaches do not count; the 4th and 5th do.
+        let mut r = avg_rule();
+        r.times = 2;
+        let ts = run(r.clone(), &vals(&[99.0; 6]));
+        assert_eq!(summary(&ts), vec![(4, Alarm, C, C)]);
+        assert_eq!(ts[0].1.times, 2);
+        // within = 3 (times 2): the warm-up does not shift the history either.
+        r.within = Some(3);
+        let ts = run(r.clone(), &vals(&[99.0; 6]));
+        assert_eq!(summary(&ts), vec![(4, Alarm, C, C)]);
+        // Missing cycles inside the warm-up are not missing samples: no_data_after 1
+        // reaches no_data only once the warm-up is over.
+        r.no_data = NoData::Alert;
+        r.no_data_after = 1;
+        r.within = None;
+        let ts = run(r, &[Some(50.0), None, None, None, None]);
+        assert_eq!(
+            ts.iter().map(|(i, t)| (*i, t.kind)).collect::<Vec<_>>(),
+            vec![(3, ND)]
+        );
+    }
+
+    #[test]
+    fn a_vanished_series_of_a_window_reaches_no_data_and_a_gap_is_missing() {
+        let mut r = avg_rule();
+        r.aggregate = crate::rule::Aggregate::Max;
+        r.no_data = NoData::Alert;
+        r.no_data_after = 2;
+        r.times = 2;
+        // Warm at cycle 3 (max 80), one breach at 4, a gap at 5 (one missing sample: not
+        // evaluated, the consecutive count stays), a breach at 6 fires; then the series
+        // vanishes and reaches no_data after two missing cycles.
+        let script = [
+            Some(60.0),
+            Some(60.0),
+            Some(60.0),
+            Some(80.0),
+            Some(99.0),
+            None,
+            Some(50.0),
+            None,
+            None,
+        ];
+        let ts = run(r, &script);
+        let kinds: Vec<_> = ts.iter().map(|(i, t)| (*i, t.kind)).collect();
+        assert_eq!(kinds, vec![(6, Alarm), (8, ND)], "{ts:?}");
+        // Cycle 6's maximum is cycle 4's 99, still in the window.
+        assert_eq!(ts[0].1.value, Some(99.0));
+    }
+
+    #[test]
+    fn a_restored_series_of_a_window_warms_up_or_reaches_no_data() {
+        let mut r = avg_rule();
+        r.no_data = NoData::Alert;
+        let rules = vec![r];
+        let restore = Restore {
+            key: None,
+            dim: dim("/"),
+            state: AlertState::Alert,
+            level: C,
+            first_ms: 1_000,
+            last_ms: 2_000,
+            times: 7,
+            last_notified_ms: 0,
+        };
+        // No sample after the start: a series that has none is not warming up, so the
+        // missing cycles count (a monotonic clock that starts at 0, as the agent's does).
+        let mut ev = Evaluator::new(&rules);
+        assert!(ev.restore(0, &restore));
+        let mut out = Vec::new();
+        for i in 0..3u64 {
+            ev.evaluate(&rules, &[], i * STEP_MS, i * STEP_MS, &mut |t| out.push(t));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].kind, out[0].first_trigger_ms), (ND, 1_000));
+        // Samples: the episode goes on through the warm-up (no alarm), then recovers on
+        // the first evaluated average that clears, carrying its first trigger.
+        let mut ev = Evaluator::new(&rules);
+        assert!(ev.restore(
+            0,
+            &Restore {
+                dim: DimValue::new(),
+                ..restore
+            }
+        ));
+        let mut out = Vec::new();
+        for i in 0..4u64 {
+            ev.evaluate(&rules, &[mem(50.0)], i * STEP_MS, i * STEP_MS, &mut |t| {
+                out.push(t)
+            });
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].kind, out[0].first_trigger_ms), (Rec, 1_000));
+        assert_eq!(out[0].value, Some(50.0));
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_window_restarts_it_and_reports_the_alert() {
+        let mut plain = mem_rule();
+        plain.name = heapless::String::try_from("plain").unwrap();
+        let old_rules = vec![avg_rule(), plain.clone()];
+        let mut h = Harness::new(old_rules.clone());
+        for _ in 0..4 {
+            h.cycle(&[mem(99.0)]);
+        }
+        assert_eq!(h.state(""), "ALERT");
+        // The same window under a new threshold: the episode goes on.
+        let mut same = avg_rule();
+        same.thresholds[2] = cond(Op::Gt, 96.0);
+        let rules = vec![same, plain.clone()];
+        let mut ev = Evaluator::new(&rules);
+        ev.carry_over(&rules, h.ev.clone(), &old_rules);
+        assert!(!ev.window_restarted(0, None, &DimValue::new()));
+        // A longer window: back to OK, reported, warming up again; the rule without a
+        // window is untouched.
+        let mut longer = avg_rule();
+        longer.window_ms = 30_000;
+        let rules = vec![longer, plain];
+        let mut ev = Evaluator::new(&rules);
+        assert_eq!(ev.carry_over(&rules, h.ev, &old_rules), 2);
+        assert!(ev.window_restarted(0, None, &DimValue::new()));
+        assert!(!ev.window_restarted(1, None, &DimValue::new()));
+        let mut out = Vec::new();
+        for i in 0..6u64 {
+            let now = 100_000 + i * STEP_MS;
+            ev.evaluate(&rules, &[mem(99.0)], now, now, &mut |t| out.push(t));
+            if i == 0 {
+                assert!(!ev.window_restarted(0, None, &DimValue::new()));
+            }
+        }
+        // Warm-up of 25 s: the 6th sample is the first evaluated, and fires anew.
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].rule, out[0].kind, out[0].first_trigger_ms),
+            (0, Alarm, 125_000)
+        );
+        // The interval alone counts as a change too.
+        let mut slower = avg_rule();
+        slower.interval_ms = 10_000;
+        assert!(!slower.same_window(&avg_rule()));
+    }
+
     #[test]
     fn carry_over_keeps_rules_of_the_same_identity() {
         let a = rule_spec_for_carry("a", 90.0);
@@ -815,7 +1082,7 @@ mod tests {
             value: 95.0,
         }];
         let mut fired = 0;
-        old.evaluate(&old_rules, &s, 0, &mut |_| fired += 1);
+        old.evaluate(&old_rules, &s, 0, 0, &mut |_| fired += 1);
         assert_eq!(fired, 2);
         // Reload: `a` unchanged (and moved), `b` with a new threshold, `c` is `b`'s old
         // spec under a new name (a new identity).
@@ -827,7 +1094,7 @@ mod tests {
         let mut new = Evaluator::new(&new_rules);
         assert_eq!(new.carry_over(&new_rules, old, &old_rules), 2);
         let mut out = Vec::new();
-        new.evaluate(&new_rules, &s, 5000, &mut |t| out.push(t));
+        new.evaluate(&new_rules, &s, 5000, 5000, &mut |t| out.push(t));
         // `a` and `b` keep firing (no new alarm); `c` starts fresh and fires.
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].rule, 2);
@@ -841,9 +1108,9 @@ mod tests {
             }]
         };
         let mut out = Vec::new();
-        new.evaluate(&new_rules, &low(85.0), 10_000, &mut |t| out.push(t));
+        new.evaluate(&new_rules, &low(85.0), 10_000, 10_000, &mut |t| out.push(t));
         assert!(out.iter().all(|t| t.rule != 0), "{out:?}");
-        new.evaluate(&new_rules, &low(70.0), 15_000, &mut |t| out.push(t));
+        new.evaluate(&new_rules, &low(70.0), 15_000, 15_000, &mut |t| out.push(t));
         let rec: Vec<_> = out.iter().filter(|t| t.rule == 0).collect();
         assert_eq!(rec.len(), 1, "{out:?}");
         assert_eq!(rec[0].kind, Rec);
@@ -870,10 +1137,10 @@ mod tests {
         assert!(ev.restore(0, &restore));
         let mut out = Vec::new();
         // Still breaching: no alarm, and no repeat before 100 000 + 60 000.
-        ev.evaluate(&rules, &[mem(97.0)], 105_000, &mut |t| out.push(t));
-        ev.evaluate(&rules, &[mem(97.0)], 150_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(97.0)], 105_000, 105_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(97.0)], 150_000, 150_000, &mut |t| out.push(t));
         assert!(out.is_empty(), "{out:?}");
-        ev.evaluate(&rules, &[mem(97.0)], 160_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(97.0)], 160_000, 160_000, &mut |t| out.push(t));
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(
             (out[0].kind, out[0].level, out[0].prev_level),
@@ -883,8 +1150,8 @@ mod tests {
         assert_eq!(out[0].times, 10);
         // Clears after clear_times, carrying the episode's first trigger.
         out.clear();
-        ev.evaluate(&rules, &[mem(50.0)], 165_000, &mut |t| out.push(t));
-        ev.evaluate(&rules, &[mem(50.0)], 170_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(50.0)], 165_000, 165_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(50.0)], 170_000, 170_000, &mut |t| out.push(t));
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind, Rec);
         assert_eq!((out[0].first_trigger_ms, out[0].times), (1_000, 10));
@@ -897,7 +1164,7 @@ mod tests {
         };
         assert!(ev.restore(0, &nd));
         let mut out = Vec::new();
-        ev.evaluate(&rules, &[mem(50.0)], 105_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(50.0)], 105_000, 105_000, &mut |t| out.push(t));
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!((out[0].kind, out[0].state), (Rec, AlertState::Ok));
         assert_eq!(out[0].first_trigger_ms, 1_000);
@@ -931,6 +1198,9 @@ mod tests {
             repeat_ms: None,
             no_data: NoData::Keep,
             no_data_after: 3,
+            aggregate: Default::default(),
+            window_ms: 0,
+            interval_ms: 0,
         }
     }
 
@@ -1130,7 +1400,7 @@ mod tests {
                 dim: DimValue::new(),
                 value: 96.0,
             }];
-            ev.evaluate(&rules, &s, now, &mut |_| n += 1);
+            ev.evaluate(&rules, &s, now, now, &mut |_| n += 1);
         }
         assert_eq!(n, 5, "the alarm and a repeat at every tick");
     }
@@ -1549,9 +1819,9 @@ mod tests {
         let mut ev = Evaluator::new(&[mem_rule()]);
         let more = vec![mem_rule(), mem_rule(), mem_rule()];
         let mut n = 0;
-        ev.evaluate(&more, &[mem(99.0)], 0, &mut |_| n += 1);
+        ev.evaluate(&more, &[mem(99.0)], 0, 0, &mut |_| n += 1);
         assert_eq!(n, 1, "rules new() never saw are ignored");
-        ev.evaluate(&[], &[mem(99.0)], 0, &mut |_| n += 1);
+        ev.evaluate(&[], &[mem(99.0)], 0, 0, &mut |_| n += 1);
         let mut rows = 0;
         ev.view(&more, &mut |_| rows += 1);
         assert_eq!(rows, 1);
@@ -1564,10 +1834,10 @@ mod tests {
         let rules = vec![r];
         let mut ev = Evaluator::new(&rules);
         let mut out = Vec::new();
-        ev.evaluate(&rules, &[mem(99.0)], 100_000, &mut |t| out.push(t));
-        ev.evaluate(&rules, &[mem(99.0)], 50_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(99.0)], 100_000, 100_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(99.0)], 50_000, 50_000, &mut |t| out.push(t));
         assert_eq!(out.len(), 1);
-        ev.evaluate(&rules, &[mem(99.0)], 101_000, &mut |t| out.push(t));
+        ev.evaluate(&rules, &[mem(99.0)], 101_000, 101_000, &mut |t| out.push(t));
         assert_eq!(out.len(), 2);
     }
 
@@ -1635,9 +1905,15 @@ mod tests {
             let mut rows = 0usize;
             let before = allocs();
             for (i, samples) in cycles.iter().enumerate() {
-                ev.evaluate(&rules, samples, i as u64 * STEP_MS, &mut |t| {
-                    kinds[t.kind as usize] += 1;
-                });
+                ev.evaluate(
+                    &rules,
+                    samples,
+                    i as u64 * STEP_MS,
+                    i as u64 * STEP_MS,
+                    &mut |t| {
+                        kinds[t.kind as usize] += 1;
+                    },
+                );
                 ev.view(&rules, &mut |_| rows += 1);
             }
             let after = allocs();

@@ -4,11 +4,13 @@
 //! touches files; the service turns transitions into events.
 
 mod eval;
+mod window;
 
 pub use crate::util::glob_match;
 pub use eval::Evaluator;
+pub use window::{ring_bytes, ring_len};
 
-pub use crate::event::{AlertState, Condition, Level, Millis, Op};
+pub use crate::event::{Aggregate, AlertState, Condition, Level, Millis, Op};
 use crate::event::{Event, EventId, EventType};
 use crate::metric::{DimValue, Metric};
 
@@ -50,6 +52,13 @@ pub struct RuleSpec {
     pub no_data: NoData,
     /// Missing cycles before `no_data` applies.
     pub no_data_after: u8,
+    /// What the thresholds compare: the sample itself (`Last`), or an aggregate of the
+    /// samples of the last `window_ms`.
+    pub aggregate: Aggregate,
+    /// The window of an aggregate, ms (0 with `Last`).
+    pub window_ms: u64,
+    /// The sampling interval the window's rings are sized for, ms (0 with `Last`).
+    pub interval_ms: u64,
 }
 
 impl RuleSpec {
@@ -58,6 +67,13 @@ impl RuleSpec {
     /// keeps a rule's episodes; a changed identity is a removed rule and a new one.
     pub fn same_identity(&self, other: &RuleSpec) -> bool {
         self.name == other.name && self.metric == other.metric && self.match_key == other.match_key
+    }
+
+    /// Whether `other` computes the same windows: the same aggregate, window and sampling
+    /// interval. A reload that changes any of them restarts the rule's windows.
+    pub fn same_window(&self, other: &RuleSpec) -> bool {
+        (self.aggregate, self.window_ms, self.interval_ms)
+            == (other.aggregate, other.window_ms, other.interval_ms)
     }
 
     /// The highest level whose threshold `x` breaches.
@@ -130,6 +146,7 @@ impl Transition {
             dim: t.dim.clone(),
             value: t.value,
             threshold: t.threshold,
+            aggregate: rule.aggregate,
             times: t.times,
             rule_times: rule.times,
             timestamp_ms: now,

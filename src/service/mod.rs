@@ -311,6 +311,11 @@ impl Agent {
     /// One cycle: sample, evaluate, route the resulting events.
     pub fn tick(&mut self) {
         let now = self.clock.now_ms();
+        if self.writing.as_ref().is_some_and(|(h, _)| h.is_finished()) {
+            // Also without a loop that waits for [`Report::Written`] (a bench driving
+            // agents), what the last write recorded goes out by the next cycle.
+            self.on_written();
+        }
         if !self.owed.is_empty() {
             self.pace();
         }
@@ -318,7 +323,8 @@ impl Agent {
             self.expire_mutes();
         }
         self.samples.clear();
-        self.sampler.sample(self.clock.mono_ms(), &mut self.samples);
+        let mono = self.clock.mono_ms();
+        self.sampler.sample(mono, &mut self.samples);
         if let Some((prev, up)) = uptime_went_back(&mut self.last_uptime, &self.samples) {
             let agent = &self.cfg.agent;
             if boot::announce_once(&agent.root, &agent.state_dir, now) {
@@ -342,7 +348,7 @@ impl Agent {
             mutes,
             ..
         } = self;
-        evaluator.evaluate(specs, samples, now, &mut |t: Transition| {
+        evaluator.evaluate(specs, samples, now, mono, &mut |t: Transition| {
             let event = t.to_event(&specs[t.rule], EventId::generate(now), now);
             // Only transitions get here: a steady cycle allocates nothing.
             let hooks: Vec<(&str, bool)> = routes
@@ -777,6 +783,7 @@ fn reload(
             return;
         }
     };
+    crate::log::set_config_level(new.agent.log_level);
     log_rules(&new);
     let mut next = match Agent::new(Arc::new(new), mode, clock.clone()) {
         Ok(next) => next,

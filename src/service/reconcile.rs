@@ -31,7 +31,8 @@ impl Agent {
     /// Reconciles every series of the firing state with this config. With `restart`, a
     /// series of a rule that still exists continues its episode in the evaluator (no new
     /// alarm; its next repeat `repeat` after this start). A series of a rule that is gone
-    /// is OK now (its recovery is owed). Then each webhook gets the event it owes: the
+    /// is OK now (its recovery is owed), and so is one whose window a reload restarted
+    /// ([`crate::rule::Evaluator::window_restarted`]). Then each webhook gets the event it owes: the
     /// recorded last event again, with its id, when that was never acknowledged, else a
     /// new event with the current state — honouring its `events` and `min_level`, paced.
     /// An Alertmanager webhook is handed the current state of every series (its table
@@ -80,6 +81,20 @@ impl Agent {
                         );
                         e.state = crate::event::AlertState::Ok;
                     }
+                }
+                Some(idx)
+                    if e.state != crate::event::AlertState::Ok
+                        && self.evaluator.window_restarted(idx, e.key, &e.dim) =>
+                {
+                    // A reload changed the rule's aggregate, window or interval: its
+                    // windows start over, and the alarm about the old one recovers.
+                    crate::info!(
+                        "rule {}: aggregate, window or interval changed: series {:?} starts a new window and recovers",
+                        e.rule_name,
+                        e.dim.as_str()
+                    );
+                    e.state = crate::event::AlertState::Ok;
+                    self.firing.dirty = true;
                 }
                 Some(_) => {}
                 None => {

@@ -35,6 +35,31 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> ring::hmac::Tag {
     ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data)
 }
 
+/// HMAC-SHA256 over text written to it piece by piece (no buffer for the whole message).
+pub struct HmacWriter(ring::hmac::Context);
+
+impl HmacWriter {
+    /// A MAC under `key`.
+    pub fn new(key: &[u8]) -> HmacWriter {
+        HmacWriter(ring::hmac::Context::with_key(&ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            key,
+        )))
+    }
+
+    /// The tag of everything written.
+    pub fn finish(self) -> ring::hmac::Tag {
+        self.0.sign()
+    }
+}
+
+impl fmt::Write for HmacWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Writes `s` percent-encoded: ASCII letters, digits and `-._~` as they are, every other
 /// byte as `%XX` (upper-case hex); with `space_plus`, a space as `+` (form encoding).
 ///
@@ -129,6 +154,18 @@ mod tests {
         assert_eq!(
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn hmac_writer_is_hmac_of_the_concatenation() {
+        use core::fmt::Write as _;
+        let mut w = HmacWriter::new(b"Jefe");
+        w.write_str("what do ya ").unwrap();
+        w.write_str("want for nothing?").unwrap();
+        assert_eq!(
+            w.finish().as_ref(),
+            hmac_sha256(b"Jefe", b"what do ya want for nothing?").as_ref()
         );
     }
 

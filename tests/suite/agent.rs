@@ -364,14 +364,18 @@ fn https_with_a_private_ca() {
     let rcv = Receiver::start_tls(tls.server.clone());
     let extra = format!("tls = {{ ca_file = \"{}\" }}", tls.ca_pem.display());
     for host in ["127.0.0.1", "localhost"] {
+        // A state directory each: the second run would otherwise continue the first
+        // run's episode and owe nothing.
+        let run = dir.path().join(host);
+        let run_root = fixture(&run, 97);
         let cfg = config(
-            dir.path(),
-            &root,
+            &run,
+            &run_root,
             &format!("https://{host}:{}/secure", rcv.port),
             "",
             &extra,
         );
-        let mut agent = Agent::start(&cfg, dir.path());
+        let mut agent = Agent::start(&cfg, &run);
         let n = rcv.received().len();
         let r = rcv.wait_for(WAIT, "a delivery over TLS", |r| r.len() > n);
         assert_eq!(r[n].target, "/secure");

@@ -290,8 +290,16 @@ fn an_invalid_config_at_start_falls_back_to_the_last_known_good_copy() {
     .unwrap();
     let n = rcv.received().len();
     let agent = Agent::start(&cfg, dir.path());
-    rcv.wait_for(WAIT, "alarms from the fallback config", |r| r.len() > n);
+    // The episode goes on under the fallback config (no second alarm); the condition
+    // clears and the fallback, which has the rule, sends the recovery.
+    wait_log(&agent, "IS INVALID");
+    put(&root, "proc/meminfo", &meminfo(40));
+    let r = rcv.wait_for(WAIT, "the recovery from the fallback config", |r| {
+        r.len() > n
+    });
+    assert_eq!(r[n].json()["alertState"], "OK");
     let log = agent.log();
+    assert!(!log.contains("gone from the config"), "{log}");
     assert!(
         log.contains("unknown format `cloudmonitor-jsno`"),
         "the errors are logged: {log}"

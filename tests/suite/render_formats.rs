@@ -28,6 +28,12 @@ url = "http://127.0.0.1:9/"
 format = "cloudmonitor-json"
 
 [[webhook]]
+name = "cmjs"
+url = "http://127.0.0.1:9/"
+format = "cloudmonitor-json"
+signing = { scheme = "cloudmonitor", secret = "k3y" }
+
+[[webhook]]
 name = "cmf"
 url = "http://127.0.0.1:9/"
 format = "cloudmonitor-form"
@@ -75,6 +81,7 @@ fn event() -> Event {
             op: Op::Ge,
             value: 95.0,
         }),
+        aggregate: Default::default(),
         times: 4,
         rule_times: 2,
         timestamp_ms: 1_795_339_813_000,
@@ -134,6 +141,38 @@ fn cloudmonitor_json_golden() {
         .all(serde_json::Value::is_string));
 }
 
+/// README's test vector for the `cloudmonitor-json` signature: S and the signature were
+/// computed with Python's json (object_pairs_hook keeps the order), urllib.parse.quote_plus,
+/// hmac and base64 from the golden body above, not with tocsin.
+const JSON_SIGNATURE_S: &str = "userId=gw-0042&alertName=root-full&timestamp=1795339813&alertState=ALERT&dimensions=%5B%7B%22userId%22%3A%22gw-0042%22%2C%22instanceId%22%3A%22edge-7%22%2C%22mount%22%3A%22%2F%22%7D%5D&expression=%5B%7B%22expression%22%3A%22%24value%3E%3D95%22%2C%22level%22%3A2%2C%22times%22%3A2%7D%5D&curValue=97.39&metricName=disk.used_percent&metricProject=tocsin&instanceName=edge-7&namespace=tocsin&triggerLevel=CRITICAL&preTriggerLevel=WARN&ruleId=root-full";
+const JSON_SIGNATURE: &str = "5Fu2/vSAMzmm2CEU6Q/WfGbMOIk9PzS6ZiQqMkUHPgE=";
+
+#[test]
+fn cloudmonitor_json_signature_is_readmes_vector() {
+    let cfg = config();
+    let unsigned = body(&cfg, "cmj", &event());
+    let signed = body(&cfg, "cmjs", &event());
+    // The same members, then `signature` last.
+    assert_eq!(
+        signed,
+        format!(
+            "{},\"signature\":\"{JSON_SIGNATURE}\"}}",
+            unsigned.strip_suffix('}').unwrap()
+        )
+    );
+    // README carries the vector: the secret, S and the signature.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for part in ["secret `k3y`", JSON_SIGNATURE_S, JSON_SIGNATURE] {
+        assert!(readme.contains(part), "README lacks the vector's {part:?}");
+    }
+    // And the vector is HMAC-SHA256 of S (a second, Rust-side check of the Python figures,
+    // through ring directly rather than tocsin's helpers).
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k3y");
+    let tag = ring::hmac::sign(&key, JSON_SIGNATURE_S.as_bytes());
+    assert_eq!(crate::common::base64(tag.as_ref()), JSON_SIGNATURE);
+}
+
 #[test]
 fn cloudmonitor_form_golden_with_signature() {
     let b = body(&config(), "cmf", &event());
@@ -176,9 +215,10 @@ fn hertzbeat_golden() {
     let b = body(&config(), "hb", &event());
     assert_eq!(
         b,
-        r#"{"id":1229782938247303441,"target":"disk.used_percent","alertDefineId":3279984683266222653,"priority":0,"content":"[CRITICAL] root-full on gw-0042: disk.used_percent{mount=/} = 97.39% >= 95 (4 times), was WARN","tag":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"tags":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"status":0,"times":4,"firstTriggerTime":1795339803000,"lastTriggerTime":1795339813000,"nextEvalInterval":5000,"gmtCreate":"2026-11-22T09:30:03","gmtUpdate":"2026-11-22T09:30:13"}"#
+        r#"{"id":4803839602528529,"target":"disk.used_percent","alertDefineId":1364154540501565,"priority":0,"content":"[CRITICAL] root-full on gw-0042: disk.used_percent{mount=/} = 97.39% >= 95 (4 times), was WARN","tag":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"tags":{"device_id":"gw-0042","instance":"edge-7","metric":"disk.used_percent","mount":"/","site":"north-3"},"status":0,"times":4,"firstTriggerTime":1795339803000,"lastTriggerTime":1795339813000,"nextEvalInterval":5000,"gmtCreate":"2026-11-22T09:30:03","gmtUpdate":"2026-11-22T09:30:13"}"#
     );
-    // alertDefineId is FNV-1a 64 of "root-full", masked to 63 bits (checked in Python).
+    // id is the low 53 bits of the event id's last 8 bytes (0x11 each); alertDefineId is
+    // FNV-1a 64 of "root-full" masked to 53 bits (both checked in Python).
     // Apache HertzBeat's webhook table (plus its example's `tag`), with its types.
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     for k in [

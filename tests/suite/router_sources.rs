@@ -157,6 +157,9 @@ fn rule(
         repeat_ms: None,
         no_data: NoData::Keep,
         no_data_after: 3,
+        aggregate: Default::default(),
+        window_ms: 0,
+        interval_ms: 0,
     }
 }
 
@@ -181,7 +184,7 @@ fn temp_rules_pick_zones_or_sensors_by_key() {
     ];
     let mut ev = Evaluator::new(&rules);
     let mut fired: Vec<(usize, Option<&'static str>, String)> = Vec::new();
-    ev.evaluate(&rules, &out, 0, &mut |t| {
+    ev.evaluate(&rules, &out, 0, 0, &mut |t| {
         fired.push((t.rule, t.key, t.dim.to_string()))
     });
     let of = |r: usize| -> Vec<(Option<&'static str>, String)> {
@@ -328,7 +331,7 @@ fn iface_globs_select_series() {
     ];
     let mut ev = Evaluator::new(&rules);
     let mut fired = Vec::new();
-    ev.evaluate(&rules, &out, 0, &mut |t| {
+    ev.evaluate(&rules, &out, 0, 0, &mut |t| {
         assert_eq!(t.kind, TransitionKind::Alarm);
         fired.push((t.rule, t.dim.to_string()))
     });

@@ -456,6 +456,23 @@ fn delivery_through_a_connect_proxy() {
     assert!(ok, "{out}");
     assert_eq!(proxy.seen().len(), 1, "the proxy saw nothing more");
 
+    // no_proxy as one comma-separated string, the host matched by a CIDR network.
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/cidr"),
+        &format!("{via}\nno_proxy = \"localhost, .lan ,127.0.0.0/8\""),
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(proxy.seen().len(), 1, "127.0.0.0/8 holds 127.0.0.1: direct");
+    // A network that does not hold it: through the proxy.
+    let (ok, out) = send_test(&config(
+        dir.path(),
+        &rcv.url("/other"),
+        &format!("{via}\nno_proxy = \"10.0.0.0/8, ::1/128\""),
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(proxy.seen().len(), 2, "10.0.0.0/8 does not hold 127.0.0.1");
+
     // https through the tunnel: TLS end to end
     #[cfg(feature = "tls")]
     {

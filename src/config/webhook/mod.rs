@@ -18,7 +18,7 @@ use transport::{parse_auth, parse_egress, parse_tls, secret};
 use url::{alertmanager_urls, authority_end, template_at, url_template};
 
 pub use crate::deliver::endpoint::{
-    Auth, Egress, Endpoint, Method, Signing, SigningKeys, TlsOptions,
+    Auth, Egress, Endpoint, Method, NoProxy, ProxyAuth, Signing, SigningKeys, TlsOptions,
 };
 pub use crate::render::{ContentType, Format, Payload};
 pub use crate::route::Filter;
@@ -59,6 +59,7 @@ const WEBHOOK_KEYS: &[&str] = &[
     "body",
     "signing",
     "proxy",
+    "proxy_auth",
     "no_proxy",
     "source_ip",
     "bind_interface",
@@ -324,7 +325,7 @@ pub(super) fn parse_webhook(
         );
     }
 
-    // `signing`: the cloudmonitor-form `signature` of Aliyun CloudMonitor's alarm callback,
+    // `signing`: the `signature` member of Aliyun CloudMonitor's alarm callbacks (JSON and form),
     // DingTalk's signed URL, or Standard Webhooks' signature headers.
     let signing = get_table(c, t, "signing")
         .and_then(|sg| {
@@ -335,8 +336,8 @@ pub(super) fn parse_webhook(
                 return None;
             };
             match scheme {
-                "cloudmonitor" if format.is_some_and(|f| f != Format::CloudmonitorForm) => {
-                    c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-form format");
+                "cloudmonitor" if format.is_some_and(|f| !matches!(f, Format::CloudmonitorForm | Format::CloudmonitorJson)) => {
+                    c.error(sspan, "the cloudmonitor signature is a field of the cloudmonitor-json and cloudmonitor-form formats");
                     None
                 }
                 "cloudmonitor" => secret(c, sg, "secret", sspan, host).map(Parsed::Form),
@@ -434,7 +435,7 @@ pub(super) fn parse_webhook(
         parse_tls(c, tt, tv.span(), host)
     });
 
-    let egress = parse_egress(c, t);
+    let egress = parse_egress(c, t, host);
     let generator_url = get_str(c, t, "generator_url").and_then(|(g, gspan)| {
         let lower = g.get(..8).unwrap_or(g).to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {

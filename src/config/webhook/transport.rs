@@ -4,43 +4,47 @@ use super::super::diag::Collector;
 use super::super::host::{read_to_string, Host};
 use super::super::walk::*;
 use super::super::{parse_url, Scheme};
-use super::{Auth, Egress, Secret, TlsOptions};
+use super::url::authority_end;
+use super::{Auth, Egress, NoProxy, ProxyAuth, Secret, TlsOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
-/// `proxy`, `no_proxy`, `source_ip`, `bind_interface`.
-pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> Egress {
-    let proxy = get_str(c, t, "proxy").and_then(|(p, span)| match parse_url(p) {
-        Ok(u) if u.scheme == Scheme::Http && u.path_and_query == "/" => Some(u),
-        Ok(_) => {
+/// `proxy`, `proxy_auth`, `no_proxy`, `source_ip`, `bind_interface`; the proxy's secrets
+/// are read from `host`.
+pub(super) fn parse_egress(c: &mut Collector, t: &DeTable, host: &dyn Host) -> Egress {
+    let proxy = get_str(c, t, "proxy").and_then(|(p, span)| {
+        // Credentials in a URL end up in logs and in `ps`; they have a key of their own.
+        if p.get(..authority_end(p)).is_some_and(|a| a.contains('@')) {
             c.error(
                 span,
-                "`proxy` is an http:// URL of a CONNECT proxy, like \"http://proxy.lan:3128\"",
+                "`proxy`: credentials in the URL are not allowed: give them as `proxy_auth = { username = …, password = … }`",
             );
-            None
+            return None;
         }
-        Err(m) => {
-            c.error(span, format!("`proxy`: {m}"));
-            None
-        }
-    });
-    let no_proxy: Vec<String> = get_string_list(c, t, "no_proxy")
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(n, span)| {
-            let ip = n.parse::<std::net::IpAddr>().is_ok();
-            if n.is_empty() || (!ip && n.contains(['/', ' ', ':'])) {
+        match parse_url(p) {
+            Ok(u) if u.scheme == Scheme::Http && u.path_and_query == "/" => Some(u),
+            Ok(_) => {
                 c.error(
                     span,
-                    format!("`no_proxy` entry `{n}` is not a host, an IP, `.domain` or `*`"),
+                    "`proxy` is an http:// URL of a CONNECT proxy, like \"http://proxy.lan:3128\"",
                 );
                 None
-            } else {
-                Some(n.to_string())
             }
-        })
-        .collect();
+            Err(m) => {
+                c.error(span, format!("`proxy`: {m}"));
+                None
+            }
+        }
+    });
+    let proxy_auth = get_table(c, t, "proxy_auth").and_then(|pt| {
+        let (key, tv) = find(t, "proxy_auth").expect("proxy_auth was read");
+        if find(t, "proxy").is_none() {
+            c.error(key, "`proxy_auth` without a `proxy`");
+        }
+        parse_proxy_auth(c, pt, tv.span(), host)
+    });
+    let no_proxy = parse_no_proxy(c, t);
     if find(t, "no_proxy").is_some() && find(t, "proxy").is_none() {
         let (k, _) = find(t, "no_proxy").expect("no_proxy was read");
         c.error(k, "`no_proxy` without a `proxy`");
@@ -67,9 +71,143 @@ pub(super) fn parse_egress(c: &mut Collector, t: &DeTable) -> Egress {
     });
     Egress {
         proxy,
+        proxy_auth,
         no_proxy,
         source_ip,
         bind_interface,
+    }
+}
+
+/// `proxy_auth = { username = …, password = … }` (Basic, RFC 7617); each may also be
+/// given as `*_env` or `*_file`. `span` is the table's.
+fn parse_proxy_auth(
+    c: &mut Collector,
+    t: &DeTable,
+    span: Range<usize>,
+    host: &dyn Host,
+) -> Option<ProxyAuth> {
+    check_keys(
+        c,
+        t,
+        &[
+            "username",
+            "username_env",
+            "username_file",
+            "password",
+            "password_env",
+            "password_file",
+        ],
+        &[],
+        "`proxy_auth`",
+    );
+    // Where the user name was given, for an error about its value.
+    let uspan = ["username", "username_env", "username_file"]
+        .iter()
+        .find_map(|k| find(t, k))
+        .map(|(_, v)| v.span());
+    let username = secret(c, t, "username", span.clone(), host);
+    let password = secret(c, t, "password", span, host);
+    let username = username?.expose().to_string();
+    if username.contains(':') {
+        c.error(
+            uspan.unwrap_or_default(),
+            "a `proxy_auth` `username` cannot contain `:` (RFC 7617)",
+        );
+        return None;
+    }
+    Some(ProxyAuth {
+        username,
+        password: password?,
+    })
+}
+
+/// `no_proxy`: an array of entries, or one string of them separated by commas
+/// (`"localhost, .lan, 10.0.0.0/8"`). An entry is a host name or IP, `.domain`, `*`, or
+/// an IP network in CIDR form.
+fn parse_no_proxy(c: &mut Collector, t: &DeTable) -> Vec<NoProxy> {
+    let Some((_, v)) = find(t, "no_proxy") else {
+        return Vec::new();
+    };
+    let entries: Vec<(&str, Range<usize>)> = match v.get_ref().as_str() {
+        Some(list) => {
+            // The column of each entry inside the string, when the string is written as
+            // it reads (no escapes); else the string's own.
+            let span = v.span();
+            let raw = c.src_at(span.start).get(span.clone()).unwrap_or("");
+            let literal = raw.len() == list.len() + 2 && raw.get(1..raw.len() - 1) == Some(list);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for part in list.split(',') {
+                let lead = part.len() - part.trim_start().len();
+                let entry = part.trim();
+                let place = if literal {
+                    // An empty entry is shown where it begins.
+                    let s = span.start + 1 + at + if entry.is_empty() { 0 } else { lead };
+                    s..s + entry.len().max(1)
+                } else {
+                    span.clone()
+                };
+                if entry.is_empty() {
+                    c.error(
+                        place,
+                        "`no_proxy` has an empty entry (two commas, or a comma at an end)",
+                    );
+                } else {
+                    out.push((entry, place));
+                }
+                at += part.len() + 1;
+            }
+            out
+        }
+        None => get_string_list(c, t, "no_proxy").unwrap_or_default(),
+    };
+    entries
+        .into_iter()
+        .filter_map(|(n, span)| match no_proxy_entry(n) {
+            Ok(e) => Some(e),
+            Err(m) => {
+                c.error(span, format!("`no_proxy` entry `{n}` {m}"));
+                None
+            }
+        })
+        .collect()
+}
+
+/// One `no_proxy` entry, or why it is none.
+fn no_proxy_entry(n: &str) -> Result<NoProxy, String> {
+    use std::net::IpAddr;
+    let what = "is not a host, an IP, `.domain`, `*` or an IP network like `10.0.0.0/8`";
+    if n == "*" {
+        return Ok(NoProxy::All);
+    }
+    if let Some((ip, bits)) = n.split_once('/') {
+        let ip: IpAddr = ip.parse().map_err(|_| what.to_string())?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        return match bits.parse::<u8>() {
+            Ok(b) if b <= max && bits.bytes().all(|d| d.is_ascii_digit()) => {
+                Ok(NoProxy::Cidr(ip, b))
+            }
+            _ => Err(format!("has a prefix length that is not 0 to {max}")),
+        };
+    }
+    let bare = n
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(n);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(NoProxy::Exact(ip.to_string()));
+    }
+    let name = n.strip_prefix('.').unwrap_or(n);
+    let ok = !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    match (ok, n.starts_with('.')) {
+        (false, _) => Err(what.to_string()),
+        (true, true) => Ok(NoProxy::Suffix(n.to_string())),
+        (true, false) => Ok(NoProxy::Exact(n.to_string())),
     }
 }
 

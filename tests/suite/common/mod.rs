@@ -604,11 +604,21 @@ impl Agent {
         Agent::spawn(cmd, config, dir)
     }
 
+    /// An agent with `args` after `run -c FILE` (`-q`, `-v`).
+    pub fn start_args(config: &Path, dir: &Path, args: &[&str]) -> Agent {
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "-c"]).arg(config).args(args);
+        Agent::spawn_ready(cmd, dir)
+    }
+
     fn spawn(mut cmd: Command, config: &Path, dir: &Path) -> Agent {
+        cmd.args(["run", "-c"]).arg(config);
+        Agent::spawn_ready(cmd, dir)
+    }
+
+    fn spawn_ready(mut cmd: Command, dir: &Path) -> Agent {
         let stderr = dir.join("agent.stderr");
         let child = cmd
-            .args(["run", "-c"])
-            .arg(config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
