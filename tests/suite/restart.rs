@@ -828,7 +828,11 @@ fn a_2xx_to_the_sinks_of_the_previous_config_is_recorded() {
     std::fs::write(&cfg, text.replace("> 95", "> 96")).unwrap();
     unsafe_kill(agent.child.id(), 1);
     // The slow answer ends about a second after the request; then a cycle writes it.
-    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = Instant::now();
+    while !agent.log().contains("delivered alarm") && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(800));
     assert!(agent.log().contains("reloaded"), "{}", agent.log());
     kill9(&mut agent);
     let again = Agent::start(&cfg, dir.path());
