@@ -97,8 +97,39 @@ pub async fn read_request(stream: &mut UnixStream) -> Option<String> {
         }
     };
     tokio::time::timeout(REQUEST_TIMEOUT, read).await.ok()?;
-    let line = std::str::from_utf8(&buf[..n]).ok()?;
-    Some(line.lines().next().unwrap_or("").trim().to_string())
+    request_line(&buf[..n]).map(str::to_string)
+}
+
+/// The request in what a client sent: its first line, trimmed. `None` when that line is
+/// not UTF-8; whatever follows the newline is not looked at.
+pub(crate) fn request_line(bytes: &[u8]) -> Option<&str> {
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    Some(std::str::from_utf8(first).ok()?.trim())
+}
+
+/// A control request, parsed from its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `status`.
+    Status,
+    /// `replay EVENT_ID`: the id, trimmed.
+    Replay(&'a str),
+    /// `mute …` or `unmute …`: the whole line.
+    Mute(&'a str),
+    /// Anything else, as it was sent.
+    Unknown(&'a str),
+}
+
+impl<'a> Request<'a> {
+    /// Parses a request line (as [`read_request`] returns it).
+    pub fn parse(line: &'a str) -> Request<'a> {
+        match line {
+            "status" => Request::Status,
+            r if r.starts_with("replay ") => Request::Replay(r[7..].trim()),
+            r if r.starts_with("mute ") || r.starts_with("unmute ") => Request::Mute(r),
+            other => Request::Unknown(other),
+        }
+    }
 }
 
 /// Writes the answer and closes.
@@ -304,6 +335,24 @@ pub fn request(path: &Path, request: &str) -> io::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (control_request): `status` followed by a newline and bytes that
+    /// are not UTF-8 was answered "no request within 1 s".
+    #[test]
+    fn a_request_line_is_read_whatever_follows_its_newline() {
+        assert_eq!(request_line(b"status\n\xff\xfe"), Some("status"));
+        assert_eq!(request_line(b"  replay abc \r\n\x80"), Some("replay abc"));
+        assert_eq!(request_line(b"status"), Some("status"));
+        assert_eq!(request_line(b"stat\xffus\n"), None);
+        assert_eq!(Request::parse("status"), Request::Status);
+        assert_eq!(Request::parse("replay  abc "), Request::Replay("abc"));
+        assert_eq!(Request::parse("statu"), Request::Unknown("statu"));
+        assert_eq!(
+            Request::parse("mute disk 1h"),
+            Request::Mute("mute disk 1h")
+        );
+        assert_eq!(Request::parse("unmute disk"), Request::Mute("unmute disk"));
+    }
 
     fn dir(tag: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("tocsin-control-{tag}-{}", std::process::id()));

@@ -53,3 +53,70 @@ pub mod rule;
 pub mod service;
 pub mod source;
 pub mod util;
+
+/// Entry points for the fuzz targets (`fuzz/`) into parsers that are not part of the
+/// public API: thin wrappers, so nothing here widens what other code may use, and the
+/// binary links none of it.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// What a proxy's reply head to CONNECT says: `Ok` for a tunnel, else whether it
+    /// asks for credentials (407) and the line to report.
+    pub fn proxy_reply(head: &[u8]) -> Result<(), (bool, String)> {
+        crate::deliver::client::proxy_reply(head).map_err(|r| (r.auth, r.line))
+    }
+
+    /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as unix seconds.
+    pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
+        crate::deliver::retry::parse_imf_fixdate(s)
+    }
+
+    /// The first token of a small /proc or /sys file (conntrack count and max, hwmon
+    /// and thermal inputs read as numbers) as a finite number.
+    pub fn parse_number(text: &[u8]) -> Option<f64> {
+        crate::source::parse_number(text)
+    }
+
+    /// The request line of what a control-socket client sent.
+    pub fn control_request_line(bytes: &[u8]) -> Option<&str> {
+        crate::control::request_line(bytes)
+    }
+
+    /// `/proc/stat`'s first line: whether it parses (at least four counters).
+    pub fn parse_cpu_stat(text: &[u8]) -> bool {
+        crate::source::parse_cpu_stat(text).is_some()
+    }
+
+    /// `/proc/meminfo`: MemTotal, MemFree, MemAvailable, Buffers, Cached, SwapTotal,
+    /// SwapFree, in kB.
+    pub fn parse_meminfo(text: &[u8]) -> [Option<u64>; 7] {
+        let m = crate::source::parse_meminfo(text);
+        [
+            m.mem_total,
+            m.mem_free,
+            m.mem_available,
+            m.buffers,
+            m.cached,
+            m.swap_total,
+            m.swap_free,
+        ]
+    }
+
+    /// `/proc/loadavg`.
+    pub fn parse_loadavg(text: &[u8]) -> Option<[f64; 3]> {
+        crate::source::parse_loadavg(text)
+    }
+
+    /// `/proc/uptime`.
+    pub fn parse_uptime(text: &[u8]) -> Option<f64> {
+        crate::source::parse_uptime(text)
+    }
+
+    /// A mounts file: the mount points kept, each with whether it is remote.
+    pub fn parse_mounts(
+        text: &[u8],
+    ) -> heapless::Vec<(crate::metric::DimValue, bool), { crate::limits::MAX_MOUNTS }> {
+        let mut mounts = heapless::Vec::new();
+        crate::source::parse_mounts(text, &mut mounts);
+        mounts.into_iter().map(|m| (m.point, m.remote)).collect()
+    }
+}

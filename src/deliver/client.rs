@@ -225,24 +225,56 @@ async fn tunnel(
         }
         head.push(b[0]);
     }
-    let line = String::from_utf8_lossy(&head);
-    let status = line.split_whitespace().nth(1).unwrap_or("");
-    let first = line.lines().next().unwrap_or("").trim();
-    if status.len() == 3 && status.starts_with('2') {
+    match proxy_reply(&head) {
+        Ok(()) => Ok(()),
+        Err(ProxyRefusal { auth: true, line }) => {
+            let given = if auth.is_some() {
+                "the `proxy_auth` credentials were refused"
+            } else {
+                "the proxy wants credentials: set `proxy_auth`"
+            };
+            Err(SendError::ProxyAuth(format!(
+                "CONNECT {authority}: {line}; {given}"
+            )))
+        }
+        Err(ProxyRefusal { line, .. }) => Err(SendError::Proxy(format!(
+            "refused CONNECT {authority}: {line}"
+        ))),
+    }
+}
+
+/// A proxy's refusal to open a tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProxyRefusal {
+    /// The status is 407: the proxy wants (other) credentials.
+    pub auth: bool,
+    /// The first line of its reply, trimmed, to report.
+    pub line: String,
+}
+
+/// What a proxy's reply head to CONNECT says (RFC 9110 §9.3.6): `Ok` when its status
+/// line is `HTTP/1.x 2xx` (RFC 9112 §4: version, one space, three digits), else the
+/// refusal to report. Pure, so it can be tested and fuzzed apart from the socket.
+///
+/// # Errors
+/// A [`ProxyRefusal`] when it is not a 2xx status line.
+pub(crate) fn proxy_reply(head: &[u8]) -> Result<(), ProxyRefusal> {
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut parts = first.splitn(3, |&b| b == b' ');
+    let (version, status) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let http1 =
+        version.len() == 8 && version.starts_with(b"HTTP/1.") && version[7].is_ascii_digit();
+    if http1 && status.len() == 3 && status[0] == b'2' && status.iter().all(u8::is_ascii_digit) {
         Ok(())
-    } else if status == "407" {
-        let given = if auth.is_some() {
-            "the `proxy_auth` credentials were refused"
-        } else {
-            "the proxy wants credentials: set `proxy_auth`"
-        };
-        Err(SendError::ProxyAuth(format!(
-            "CONNECT {authority}: {first}; {given}"
-        )))
     } else {
-        Err(SendError::Proxy(format!(
-            "refused CONNECT {authority}: {first}"
-        )))
+        Err(ProxyRefusal {
+            auth: http1 && status == b"407",
+            line: String::from_utf8_lossy(first).trim().to_string(),
+        })
     }
 }
 
@@ -486,5 +518,52 @@ impl Client {
             }
         }));
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{proxy_reply, ProxyRefusal};
+
+    /// Found by fuzzing (connect_reply): any line whose second word was three characters
+    /// starting with `2` opened the tunnel (`HTTP/1".1 200`, `FOO 2xx`), and the status was
+    /// looked for past the first line.
+    #[test]
+    fn a_connect_reply_is_a_tunnel_only_for_an_http_2xx_status_line() {
+        for ok in [
+            &b"HTTP/1.1 200 Connection established\r\n\r\n"[..],
+            b"HTTP/1.0 200\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nVia: x\r\n\r\n",
+        ] {
+            assert_eq!(proxy_reply(ok), Ok(()), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"HTTP/1\".1 200 Connection established\r\n\r\n"[..],
+            b"FOO 2xx bar\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1\r\n200 OK\r\n\r\n",
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+        ] {
+            assert!(
+                proxy_reply(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            proxy_reply(b"HTTP/1.1 502 Bad Gateway\r\nX: y\r\n\r\n"),
+            Err(ProxyRefusal {
+                auth: false,
+                line: "HTTP/1.1 502 Bad Gateway".into()
+            })
+        );
+        assert_eq!(
+            proxy_reply(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"),
+            Err(ProxyRefusal {
+                auth: true,
+                line: "HTTP/1.1 407 Proxy Authentication Required".into()
+            })
+        );
+        assert!(!proxy_reply(b"FOO 407 x\r\n\r\n").unwrap_err().auth);
     }
 }

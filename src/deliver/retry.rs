@@ -59,7 +59,7 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` → unix seconds.
-fn parse_imf_fixdate(s: &str) -> Option<u64> {
+pub(crate) fn parse_imf_fixdate(s: &str) -> Option<u64> {
     let mut it = s.split_ascii_whitespace();
     let _weekday = it.next()?.strip_suffix(',')?;
     let day: u32 = it.next()?.parse().ok()?;
@@ -83,7 +83,10 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
     let sec: u64 = hms.next()?.parse().ok()?;
-    if it.next()? != "GMT"
+    // The year is four digits (RFC 9110 §5.6.7): a longer one would overflow the day count.
+    if hms.next().is_some()
+        || !(0..=9999).contains(&year)
+        || it.next()? != "GMT"
         || it.next().is_some()
         || !(1..=31).contains(&day)
         || h > 23
@@ -178,5 +181,38 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(bad, 0), None, "{bad:?}");
         }
+    }
+
+    /// Found by fuzzing (retry_after): a time of more than three fields was read as its
+    /// first three (`08:49:23:59:6060` as 08:49:23).
+    #[test]
+    fn an_imf_fixdate_with_more_than_three_time_fields_is_refused() {
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Jan 1994 08:49:23:59:6060 GMT"),
+            None
+        );
+        assert_eq!(parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37: GMT"), None);
+    }
+
+    /// Found by fuzzing (retry_after): a year of many digits overflowed the day count and
+    /// gave a wrong time (or, with overflow checks, a panic).
+    #[test]
+    fn an_imf_fixdate_year_beyond_four_digits_is_refused() {
+        assert_eq!(
+            parse_imf_fixdate(", 06 Nov 1994666669959451994 0:49:6 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Nov 9223372036854775807 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_imf_fixdate("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
     }
 }

@@ -66,8 +66,10 @@ pub fn write(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
     }
     out.write_str(",\"value\":")?;
     match e.value {
-        Some(v) => write!(out, "{}", super::fmt_value(v))?,
-        None => out.write_str("null")?,
+        // JSON has no NaN or infinity: such a value (never sampled, but an event read
+        // back from a state file may hold one) is written as no value.
+        Some(v) if v.is_finite() => write!(out, "{}", super::fmt_value(v))?,
+        _ => out.write_str("null")?,
     }
     for (name, var) in NUMBER_FIELDS {
         write!(out, ",\"{name}\":")?;
@@ -89,4 +91,30 @@ pub fn write(out: &mut dyn fmt::Write, ctx: &Ctx<'_>) -> fmt::Result {
         json_str_into(out, v)?;
     }
     out.write_str("}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventId, EventType, Language};
+
+    /// Found by fuzzing (template_render): a value that is NaN or infinite was written
+    /// as nothing (`"value":,`), so `${alarm}` was not JSON.
+    #[test]
+    fn a_non_finite_value_is_null_in_the_alarm_object() {
+        let origin = super::super::Origin::default();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut e = Event::agent(EventType::Alarm, EventId::new(0, [1; 10]), 0, "");
+            e.value = Some(v);
+            let ctx = Ctx {
+                event: &e,
+                origin: &origin,
+                language: Language::En,
+            };
+            let mut s = String::new();
+            write(&mut s, &ctx).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&s).expect("JSON");
+            assert!(json["value"].is_null(), "{s}");
+        }
+    }
 }

@@ -634,13 +634,12 @@ fn serve_control(listener: tokio::net::UnixListener, to_loop: mpsc::Sender<Contr
 
 /// The answer to one control request.
 fn answer(agent: &mut Agent, request: Option<&str>, started: Instant) -> String {
-    match request {
-        Some("status") => agent.status(started),
-        Some(r) if r.starts_with("replay ") => agent
-            .replay(r[7..].trim())
-            .unwrap_or_else(|e| format!("error: {e}\n")),
-        Some(r) if r.starts_with("mute ") || r.starts_with("unmute ") => agent.mute_request(r),
-        Some(other) => {
+    use crate::control::Request;
+    match request.map(Request::parse) {
+        Some(Request::Status) => agent.status(started),
+        Some(Request::Replay(id)) => agent.replay(id).unwrap_or_else(|e| format!("error: {e}\n")),
+        Some(Request::Mute(line)) => agent.mute_request(line),
+        Some(Request::Unknown(other)) => {
             format!("error: unknown request `{other}`: expected `status`, `replay EVENT_ID`, `mute` or `unmute`\n")
         }
         None => "error: no request within 1 s\n".into(),

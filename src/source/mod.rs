@@ -41,6 +41,11 @@ use crate::util::glob_match;
 use pool::{Job, Outcome, Poll, StatFsFn, Task};
 use read::ReadBuf;
 pub(crate) use read::{open_source, Link, Unread};
+/// The pure parsers of private modules, for the fuzz targets (`crate::fuzzing`).
+pub(crate) use {
+    cpu::parse_stat as parse_cpu_stat, disk::parse_mounts, load::parse_loadavg, mem::parse_meminfo,
+    uptime::parse_uptime,
+};
 
 /// What one rule asks the sampler to watch beyond the host-wide families: its family
 /// parameters (`match = { name = … }`, `pidfile`, `target`, `path` + `scale`,
@@ -650,7 +655,7 @@ fn fmt_u32(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
 }
 
 /// The first whitespace-separated token of a small file as a finite number.
-fn parse_number(text: &[u8]) -> Option<f64> {
+pub(crate) fn parse_number(text: &[u8]) -> Option<f64> {
     let token = std::str::from_utf8(text)
         .ok()?
         .split_ascii_whitespace()
