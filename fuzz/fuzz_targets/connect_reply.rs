@@ -1,6 +1,7 @@
 //! A proxy's reply head to CONNECT (RFC 9110 §9.3.6), as the tunnel code reads it: bytes
 //! up to and including the blank line. Invariant: a tunnel is taken only when the status
-//! line is `HTTP/1.x 2xx` (three digits); a refusal reports the first line, one line.
+//! line is `HTTP/1.x 2xx` (three digits); credentials are asked for only on a 407 status
+//! line; a refusal reports the first line, one line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -34,9 +35,10 @@ fuzz_target!(|data: &[u8]| {
     head.extend_from_slice(b"\r\n\r\n");
     let (r, a) = measure(|| proxy_reply(&head));
     // At most the line reported, as text (each byte that is not UTF-8 becomes a 3-byte
-    // U+FFFD) and trimmed: in proportion to the head, never to anything else.
+    // U+FFFD, in a buffer that grows by doubling) and trimmed: in proportion to the
+    // head, never to anything else.
     assert!(
-        a.peak <= 6 * head.len() + 64,
+        a.peak <= 12 * head.len() + 64,
         "{a:?} for {} bytes",
         head.len()
     );
@@ -46,9 +48,21 @@ fuzz_target!(|data: &[u8]| {
             "took a tunnel on {:?}",
             String::from_utf8_lossy(&head)
         ),
-        Err(first) => {
+        Err((auth, first)) => {
             assert!(!first.contains('\n'), "{first:?}");
             assert!(first.len() <= 3 * head.len(), "{first:?}");
+            // Credentials are asked for only by a 407 status line.
+            if auth {
+                let line = head.split(|&b| b == b'\n').next().unwrap_or(b"");
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                assert!(
+                    line.starts_with(b"HTTP/1.")
+                        && line[7].is_ascii_digit()
+                        && (line.get(8..) == Some(b" 407".as_slice())
+                            || line.get(8..13) == Some(b" 407 ".as_slice())),
+                    "{first:?}"
+                );
+            }
         }
     }
 });
