@@ -4,9 +4,9 @@
 //! anything else leaves it due, and the wait before the next try honours `Retry-After`
 //! up to its cap.
 //! Invariants: a batch is a JSON array (serde_json) of at most `max_batch` alerts that fits
-//! its buffer, each with a string `alertname` label and the hostile dimension value as
-//! sent; the table never holds more than its capacity; the retry wait stays between the
-//! interval and the cap.
+//! its buffer, each with a string `alertname` label, only string labels and a
+//! `startsAt`; the table never holds more than its capacity; the retry wait stays between
+//! the interval and the cap.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
