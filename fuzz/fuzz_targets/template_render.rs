@@ -2,7 +2,7 @@
 //! rendered for a hostile event in every escaping context.
 //! Input: the template text, a NUL, then what picks the context, the language, the
 //! device's names and labels and the event.
-//! Invariants: a parse error points at the `${` it names; every variable's value, escaped
+//! Invariants: a parse error points at the `${` it names (or the filter it names); every variable's value, escaped
 //! for its context, parses back in that format (serde_json for JSON, a form decoder,
 //! percent-decoding for URLs, roxmltree for XML text and attributes, header-value
 //! rules) to the value itself; rendering into a fixed buffer never allocates, gives the
@@ -191,8 +191,13 @@ fuzz_target!(|data: &[u8]| {
         Ok(t) => t,
         Err(e) => {
             assert!(source.is_char_boundary(e.offset), "{e:?}");
+            // At the `${` it names, or at the filter name inside one (`${x|name}`).
+            let at_filter = source[..e.offset].ends_with('|')
+                && source[..e.offset]
+                    .rfind("${")
+                    .is_some_and(|open| !source[open..e.offset].contains('}'));
             assert!(
-                source[e.offset..].starts_with("${"),
+                source[e.offset..].starts_with("${") || at_filter,
                 "error at {} of {source:?}: {}",
                 e.offset,
                 e.message
