@@ -29,10 +29,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(id, id.trim());
             assert!(line.ends_with(id));
         }
+        Request::Mute(all) => {
+            assert_eq!(all, line);
+            assert!(line.starts_with("mute ") || line.starts_with("unmute "));
+        }
         Request::Unknown(other) => {
             assert_eq!(other, line);
             assert_ne!(line, "status");
             assert!(!line.starts_with("replay "));
+            assert!(!line.starts_with("mute ") && !line.starts_with("unmute "));
         }
     }
 });
