@@ -125,8 +125,24 @@ impl Squid {
             .collect()
     }
 
-    /// The access-log lines of CONNECTs refused with 407.
+    /// Whether a line of the access log satisfies `pred` within 10 s. Squid writes a
+    /// CONNECT's line when the tunnel ends, which can be a moment after the client exits.
+    fn logged(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let t0 = Instant::now();
+        loop {
+            if self.access().iter().any(|l| pred(l)) {
+                return true;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The access-log lines of CONNECTs refused with 407, once at least one is logged.
     fn refused(&self) -> usize {
+        self.logged(|l| l.contains("/407 ") && l.contains(" CONNECT "));
         self.access()
             .iter()
             .filter(|l| l.contains("/407 ") && l.contains(" CONNECT "))
@@ -219,7 +235,7 @@ fn squid_refuses_without_proxy_auth_and_tunnels_with_it() {
     );
     let tunnel = format!("CONNECT 127.0.0.1:{} {USER} ", rcv.port);
     assert!(
-        squid.access().iter().any(|l| l.contains(&tunnel)),
+        squid.logged(|l| l.contains(&tunnel)),
         "{:?}",
         squid.access()
     );
@@ -250,7 +266,11 @@ fn squid_refuses_without_proxy_auth_and_tunnels_with_it() {
         assert!(ok, "{out}\n{:?}", squid.access());
         assert_eq!(trcv.received()[0].target, "/tls");
         let tunnel = format!("CONNECT 127.0.0.1:{} {USER} ", trcv.port);
-        assert!(squid.access().iter().any(|l| l.contains(&tunnel)));
+        assert!(
+            squid.logged(|l| l.contains(&tunnel)),
+            "{:?}",
+            squid.access()
+        );
     }
     drop(squid);
 }
