@@ -23,7 +23,7 @@ use crate::metric::{Metric, Samples};
 use crate::notify::{self, Notifier};
 use crate::route::{self, Routes};
 use crate::rule::{Evaluator, Millis, RuleSpec, Transition};
-use crate::source::Sampler;
+use crate::source::{Families, Sampler};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,7 +170,9 @@ impl Agent {
         );
         let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
         Ok(Agent {
-            sampler: Sampler::with_probes(&cfg.agent.root, &probes),
+            // Only the families the rules use, and uptime (a reboot under the agent).
+            sampler: Sampler::with_probes(&cfg.agent.root, &probes)
+                .only(Families::of_all(cfg.rules.iter().map(|r| r.spec.metric)) | Families::UPTIME),
             last_uptime: None,
             evaluator: Evaluator::new(&specs),
             samples: Box::default(),

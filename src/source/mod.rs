@@ -39,13 +39,88 @@ use crate::limits::{DIR_BUF_LEN, MAX_DIM_VALUE_LEN, MAX_MOUNTS, STATFS_HANG_MS};
 use crate::metric::{DimValue, Metric, Sample, Samples};
 use crate::util::glob_match;
 use pool::{Job, Outcome, Poll, StatFsFn, Task};
-use read::ReadBuf;
 pub(crate) use read::{open_source, Link, Unread};
+use read::{Kept, ReadBuf};
 /// The pure parsers of private modules, for the fuzz targets (`crate::fuzzing`).
 pub(crate) use {
     cpu::parse_stat as parse_cpu_stat, disk::parse_mounts, load::parse_loadavg, mem::parse_meminfo,
     uptime::parse_uptime,
 };
+
+/// The host-wide families a [`Sampler`] reads each cycle, one bit per group of files: a
+/// cycle reads only what the loaded rules use (plus `uptime`, from which the agent tells
+/// a reboot under it), so three rules on CPU, memory and `/` do not pay for
+/// `/proc/net/dev`, every interface's link files, conntrack and the thermal zones.
+/// Processes, `file.value`, `tcp.up` and `exec.value` are sampled per rule already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Families(u8);
+
+impl Families {
+    /// No host-wide family.
+    pub const NONE: Families = Families(0);
+    /// `/proc/stat`: `cpu.*`.
+    pub const CPU: Families = Families(1);
+    /// `/proc/loadavg`: `load.*`.
+    pub const LOAD: Families = Families(1 << 1);
+    /// `/proc/meminfo`: `mem.*`, `swap.*`.
+    pub const MEM: Families = Families(1 << 2);
+    /// `/proc/uptime`: `uptime.seconds`.
+    pub const UPTIME: Families = Families(1 << 3);
+    /// The mounts file and statvfs of each mount: `disk.*`.
+    pub const DISK: Families = Families(1 << 4);
+    /// Thermal zones and hwmon sensors: `temp.celsius`.
+    pub const TEMP: Families = Families(1 << 5);
+    /// `/proc/net/dev` and each interface's link files: `net.*`.
+    pub const NET: Families = Families(1 << 6);
+    /// The two conntrack files: `conntrack.used_percent`.
+    pub const CONNTRACK: Families = Families(1 << 7);
+    /// Every family: `tocsin once --metrics` lists them all.
+    pub const ALL: Families = Families(u8::MAX);
+
+    /// The family whose files give `metric` (none for the per-rule probes).
+    pub fn of(metric: Metric) -> Families {
+        match metric {
+            Metric::CpuUsage | Metric::CpuIowait => Families::CPU,
+            Metric::Load1 | Metric::Load5 | Metric::Load15 => Families::LOAD,
+            Metric::MemUsed | Metric::MemAvailable | Metric::SwapUsed => Families::MEM,
+            Metric::Uptime => Families::UPTIME,
+            Metric::DiskUsed | Metric::DiskInodesUsed => Families::DISK,
+            Metric::TempCelsius => Families::TEMP,
+            Metric::NetUp
+            | Metric::NetRxBps
+            | Metric::NetTxBps
+            | Metric::NetRxErrors
+            | Metric::NetDrops => Families::NET,
+            Metric::ConntrackUsed => Families::CONNTRACK,
+            Metric::ProcessCount
+            | Metric::ProcessUp
+            | Metric::ProcessRss
+            | Metric::ProcessCpu
+            | Metric::TcpUp
+            | Metric::FileValue
+            | Metric::ExecValue => Families::NONE,
+        }
+    }
+
+    /// The families of these metrics.
+    pub fn of_all(metrics: impl IntoIterator<Item = Metric>) -> Families {
+        metrics
+            .into_iter()
+            .fold(Families::NONE, |f, m| f | Families::of(m))
+    }
+
+    /// Whether every family of `other` is in `self`.
+    pub fn contains(self, other: Families) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Families {
+    type Output = Families;
+    fn bitor(self, rhs: Families) -> Families {
+        Families(self.0 | rhs.0)
+    }
+}
 
 /// What one rule asks the sampler to watch beyond the host-wide families: its family
 /// parameters (`match = { name = … }`, `pidfile`, `target`, `path` + `scale`,
@@ -153,12 +228,13 @@ struct RemoteMount {
 #[derive(Debug)]
 pub struct Sampler {
     buf: ReadBuf,
-    stat: PathBuf,
-    loadavg: PathBuf,
-    meminfo: PathBuf,
-    uptime: PathBuf,
-    /// `proc/self/mounts`, then `proc/mounts`.
-    mounts_files: [PathBuf; 2],
+    stat: Kept,
+    loadavg: Kept,
+    meminfo: Kept,
+    uptime: Kept,
+    /// `proc/self/mounts`; `proc/mounts` when that cannot be read.
+    mounts_file: Kept,
+    mounts_fallback: PathBuf,
     /// `root` without trailing slashes, as bytes; mount points are appended to it.
     root: Vec<u8>,
     /// Reused NUL-terminated path for statvfs.
@@ -166,11 +242,11 @@ pub struct Sampler {
     mounts: disk::Mounts,
     cpu: cpu::CpuDelta,
     temps: Vec<temp::TempInput>,
-    net_dev: PathBuf,
+    net_dev: Kept,
     net: net::NetState,
     /// Reused path for per-interface and per-process files; capacity reserved up front.
     path_buf: Vec<u8>,
-    conntrack: [PathBuf; 2],
+    conntrack: [Kept; 2],
     /// `root/proc` as a C string, for getdents64.
     proc_dir: CString,
     dir_buf: Vec<u8>,
@@ -184,6 +260,8 @@ pub struct Sampler {
     remote: heapless::Vec<RemoteMount, MAX_MOUNTS>,
     /// statvfs (the host seam; `libc::statvfs`).
     statfs: StatFsFn,
+    /// The host-wide families read each cycle.
+    families: Families,
 }
 
 /// Room for `root` plus the longest relative path built per cycle
@@ -265,22 +343,23 @@ impl Sampler {
         let netfilter = proc.join("sys/net/netfilter");
         Sampler {
             buf: ReadBuf::new(),
-            stat: proc.join("stat"),
-            loadavg: proc.join("loadavg"),
-            meminfo: proc.join("meminfo"),
-            uptime: proc.join("uptime"),
-            mounts_files: [proc.join("self/mounts"), proc.join("mounts")],
+            stat: Kept::new(proc.join("stat")),
+            loadavg: Kept::new(proc.join("loadavg")),
+            meminfo: Kept::new(proc.join("meminfo")),
+            uptime: Kept::new(proc.join("uptime")),
+            mounts_file: Kept::new(proc.join("self/mounts")),
+            mounts_fallback: proc.join("mounts"),
             root: root_bytes.to_vec(),
             c_path: Vec::with_capacity(root_bytes.len() + MAX_DIM_VALUE_LEN + 1),
             mounts: disk::Mounts::new(),
             cpu: cpu::CpuDelta::default(),
             temps: temp::discover(root),
-            net_dev: proc.join("net/dev"),
+            net_dev: Kept::new(proc.join("net/dev")),
             net: net::NetState::default(),
             path_buf: Vec::with_capacity(root_bytes.len() + PATH_ROOM),
             conntrack: [
-                netfilter.join("nf_conntrack_count"),
-                netfilter.join("nf_conntrack_max"),
+                Kept::new(netfilter.join("nf_conntrack_count")),
+                Kept::new(netfilter.join("nf_conntrack_max")),
             ],
             proc_dir: CString::new(proc.as_os_str().as_bytes()).unwrap_or_default(),
             dir_buf: vec![
@@ -299,7 +378,18 @@ impl Sampler {
             execs,
             remote: heapless::Vec::new(),
             statfs: host_statvfs,
+            families: Families::ALL,
         }
+    }
+
+    /// The same sampler reading only `families` of the host-wide files (every family
+    /// unless this is called). The per-rule probes are sampled whatever this says.
+    pub fn only(mut self, families: Families) -> Sampler {
+        self.families = families;
+        if !families.contains(Families::TEMP) {
+            self.temps = Vec::new();
+        }
+        self
     }
 
     /// The same sampler with another statvfs (tests make one mount's block).
@@ -339,21 +429,30 @@ impl Sampler {
     fn fill(&mut self, now_ms: u64, out: &mut Samples) -> Result<(), Full> {
         let none = DimValue::new();
 
-        if let Some(now) = self.buf.read(&self.stat).and_then(cpu::parse_stat) {
-            if let Some(p) = self.cpu.update(now) {
+        let want = self.families;
+        if want.contains(Families::CPU) {
+            let stat = self.buf.read_kept(&mut self.stat).and_then(cpu::parse_stat);
+            if let Some(p) = stat.and_then(|now| self.cpu.update(now)) {
                 push(out, Metric::CpuUsage, None, &none, Some(p.usage))?;
                 push(out, Metric::CpuIowait, None, &none, Some(p.iowait))?;
             }
         }
 
-        if let Some(loads) = self.buf.read(&self.loadavg).and_then(load::parse_loadavg) {
+        if want.contains(Families::LOAD) {
+            let loads = self
+                .buf
+                .read_kept(&mut self.loadavg)
+                .and_then(load::parse_loadavg);
             let metrics = [Metric::Load1, Metric::Load5, Metric::Load15];
-            for (metric, value) in metrics.into_iter().zip(loads) {
+            for (metric, value) in metrics.into_iter().zip(loads.into_iter().flatten()) {
                 push(out, metric, None, &none, Some(value))?;
             }
         }
 
-        if let Some(info) = self.buf.read(&self.meminfo).map(mem::parse_meminfo) {
+        let info = want
+            .contains(Families::MEM)
+            .then(|| self.buf.read_kept(&mut self.meminfo));
+        if let Some(info) = info.flatten().map(mem::parse_meminfo) {
             push(out, Metric::MemUsed, None, &none, info.used_percent())?;
             push(
                 out,
@@ -365,53 +464,39 @@ impl Sampler {
             push(out, Metric::SwapUsed, None, &none, info.swap_used_percent())?;
         }
 
-        let uptime = self.buf.read(&self.uptime).and_then(uptime::parse_uptime);
-        push(out, Metric::Uptime, None, &none, uptime)?;
+        if want.contains(Families::UPTIME) {
+            let uptime = self
+                .buf
+                .read_kept(&mut self.uptime)
+                .and_then(uptime::parse_uptime);
+            push(out, Metric::Uptime, None, &none, uptime)?;
+        }
 
-        if let Some(text) = self.buf.read_first(&self.mounts_files) {
-            disk::parse_mounts(text, &mut self.mounts);
-        } else {
-            self.mounts.clear();
+        if want.contains(Families::DISK) {
+            self.sample_disks(now_ms, out)?;
         }
-        let mount = Some("mount");
-        for r in self.remote.iter_mut() {
-            r.seen = false;
-        }
-        for m in &self.mounts {
-            let point = &m.point;
-            let stats = if m.remote {
-                remote_statvfs(
-                    &mut self.remote,
-                    &mut self.c_path,
-                    &self.root,
-                    m,
-                    self.statfs,
-                    now_ms,
-                )
-            } else {
-                c_path(&mut self.c_path, &self.root, point).and_then(self.statfs)
-            };
-            let Some(stats) = stats else {
-                continue;
-            };
-            push(out, Metric::DiskUsed, mount, point, stats.used_percent())?;
-            let inodes = stats.inodes_used_percent();
-            push(out, Metric::DiskInodesUsed, mount, point, inodes)?;
-        }
-        // Unmounted: its task goes (a run still going finishes on its worker, unheard).
-        self.remote.retain(|r| r.seen);
 
         for t in &self.temps {
             let v = self.buf.read(&t.path).and_then(temp::parse_millidegrees);
             push(out, Metric::TempCelsius, Some(t.key), &t.dim, v)?;
         }
 
-        self.sample_net(now_ms, out)?;
+        if want.contains(Families::NET) {
+            self.sample_net(now_ms, out)?;
+        }
 
-        let count = self.buf.read(&self.conntrack[0]).and_then(parse_number);
-        let max = self.buf.read(&self.conntrack[1]).and_then(parse_number);
-        let used = conntrack::used_percent(count, max);
-        push(out, Metric::ConntrackUsed, None, &none, used)?;
+        if want.contains(Families::CONNTRACK) {
+            let count = self
+                .buf
+                .read_kept(&mut self.conntrack[0])
+                .and_then(parse_number);
+            let max = self
+                .buf
+                .read_kept(&mut self.conntrack[1])
+                .and_then(parse_number);
+            let used = conntrack::used_percent(count, max);
+            push(out, Metric::ConntrackUsed, None, &none, used)?;
+        }
 
         self.sample_processes(now_ms, out)?;
 
@@ -446,6 +531,45 @@ impl Sampler {
         Ok(())
     }
 
+    /// The mounts file, then statvfs of each mount (network and FUSE ones on the workers).
+    fn sample_disks(&mut self, now_ms: u64, out: &mut Samples) -> Result<(), Full> {
+        let read = self.buf.read_kept(&mut self.mounts_file).is_some()
+            || self.buf.read_linked(&self.mounts_fallback).is_ok();
+        if read {
+            disk::parse_mounts(&self.buf.0, &mut self.mounts);
+        } else {
+            self.mounts.clear();
+        }
+        let mount = Some("mount");
+        for r in self.remote.iter_mut() {
+            r.seen = false;
+        }
+        for m in &self.mounts {
+            let point = &m.point;
+            let stats = if m.remote {
+                remote_statvfs(
+                    &mut self.remote,
+                    &mut self.c_path,
+                    &self.root,
+                    m,
+                    self.statfs,
+                    now_ms,
+                )
+            } else {
+                c_path(&mut self.c_path, &self.root, point).and_then(self.statfs)
+            };
+            let Some(stats) = stats else {
+                continue;
+            };
+            push(out, Metric::DiskUsed, mount, point, stats.used_percent())?;
+            let inodes = stats.inodes_used_percent();
+            push(out, Metric::DiskInodesUsed, mount, point, inodes)?;
+        }
+        // Unmounted: its task goes (a run still going finishes on its worker, unheard).
+        self.remote.retain(|r| r.seen);
+        Ok(())
+    }
+
     /// `/proc/net/dev` for the counters, `/sys/class/net/IFACE/operstate` (and `carrier`)
     /// for the link. An interface that went away reports `net.up` 0 and no rates.
     fn sample_net(&mut self, now_ms: u64, out: &mut Samples) -> Result<(), Full> {
@@ -457,7 +581,7 @@ impl Sampler {
             root,
             ..
         } = self;
-        let Some(text) = buf.read(net_dev) else {
+        let Some(text) = buf.read_kept(net_dev) else {
             return Ok(());
         };
         let iface = Some("iface");
@@ -978,6 +1102,51 @@ mod tests {
     }
 
     /// A fixture root whose mounts file lists a local `/` and an NFS mount at `/mnt/nfs`.
+    #[test]
+    fn a_sampler_reads_only_the_families_it_is_given_and_every_probe() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router");
+        let families = |s: &mut Sampler| {
+            let mut out = Samples::new();
+            s.sample(0, &mut out);
+            out.clear();
+            s.sample(2000, &mut out);
+            let mut got: Vec<&str> = out.iter().map(|x| x.metric.name()).collect();
+            got.sort_unstable();
+            got.dedup();
+            got
+        };
+        let all = families(&mut Sampler::new(&root));
+        // (No cpu.*: the fixture's /proc/stat does not change between the two samples.)
+        for m in [
+            "load.1",
+            "net.rx_bps",
+            "conntrack.used_percent",
+            "temp.celsius",
+        ] {
+            assert!(
+                all.contains(&m),
+                "{m} missing from the fixture's samples: {all:?}"
+            );
+        }
+        let probe = Probe::Pidfile(DimValue::try_from("/var/run/odhcpd.pid").unwrap());
+        let mut some = Sampler::with_probes(&root, &[probe])
+            .only(Families::of(Metric::MemUsed) | Families::UPTIME);
+        let got = families(&mut some);
+        let want = [
+            "mem.available_bytes",
+            "mem.used_percent",
+            "swap.used_percent",
+            "uptime.seconds",
+        ];
+        let procs = got.iter().filter(|m| m.starts_with("process."));
+        assert!(procs.count() > 0, "the pidfile probe is sampled: {got:?}");
+        let host: Vec<&str> = got
+            .into_iter()
+            .filter(|m| !m.starts_with("process."))
+            .collect();
+        assert_eq!(host, want);
+    }
+
     fn root_with_nfs(tag: &str) -> PathBuf {
         let root =
             std::env::temp_dir().join(format!("tocsin-inflight-{}-{tag}", std::process::id()));
