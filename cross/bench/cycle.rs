@@ -107,11 +107,42 @@ fn cycles(label: &str, cfg: &config::Config, warm: u64, n: u64) -> (u64, u64) {
     (cpu / n, eval_ns / n)
 }
 
+/// `--count N`: only N plain cycles and nothing else, for an instruction count under
+/// callgrind (cross/bench/instructions runs it at two N: the difference over the
+/// difference of N is the count of one cycle, start-up excluded).
+fn count_only(cfg: &config::Config, n: u64) {
+    let probes: Vec<Probe> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
+    let specs: Vec<RuleSpec> = cfg.rules.iter().map(|r| r.spec.clone()).collect();
+    let mut sampler = Sampler::with_probes(&cfg.agent.root, &probes);
+    let mut evaluator = Evaluator::new(&specs);
+    let mut samples: Box<Samples> = Box::default();
+    let mut transitions = 0u64;
+    for i in 1..=n {
+        samples.clear();
+        sampler.sample(i * 1000, &mut samples);
+        evaluator.evaluate(&specs, &samples, i * 1000, i * 1000, &mut |_| {
+            transitions += 1
+        });
+    }
+    println!(
+        "{n} cycles, {} samples, {transitions} transitions",
+        samples.len()
+    );
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = dir.join("tests/fixtures/router");
     let cfg = thirty_rules(dir, &root, false);
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--count") {
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--count N");
+        return count_only(&cfg, n);
+    }
     // The warm-up covers a window's (59 cycles of a minute at 1 s).
     let (warm, n) = if bench { (200, 20_000) } else { (2, 5) };
     let plain = cycles("", &cfg, warm, n);
