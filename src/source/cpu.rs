@@ -17,14 +17,14 @@ pub struct CpuTimes([u64; FIELDS]);
 /// At least the first four counters must be present.
 pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
     let line = text.split(|&b| b == b'\n').next()?;
-    let mut fields = std::str::from_utf8(line).ok()?.split_ascii_whitespace();
-    if fields.next()? != "cpu" {
+    let mut fields = super::ascii::tokens(line);
+    if fields.next()? != b"cpu" {
         return None;
     }
     let mut counters = [0u64; FIELDS];
     let mut n = 0;
     for (slot, field) in counters.iter_mut().zip(fields) {
-        *slot = field.parse().ok()?;
+        *slot = super::ascii::parse_u64(field)?;
         n += 1;
     }
     (n >= 4).then_some(CpuTimes(counters))

@@ -23,28 +23,31 @@ pub struct MemInfo {
 /// are missing or unparsable stay None. The first occurrence of a key wins.
 pub fn parse_meminfo(text: &[u8]) -> MemInfo {
     let mut info = MemInfo::default();
+    // The seven keys come in the first 20 or so of its 50-odd lines: stop at the last.
+    let mut left = 7;
     for line in text.split(|&b| b == b'\n') {
-        let Some((key, rest)) = std::str::from_utf8(line)
-            .ok()
-            .and_then(|l| l.split_once(':'))
-        else {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let slot = match key {
-            "MemTotal" => &mut info.mem_total,
-            "MemFree" => &mut info.mem_free,
-            "MemAvailable" => &mut info.mem_available,
-            "Buffers" => &mut info.buffers,
-            "Cached" => &mut info.cached,
-            "SwapTotal" => &mut info.swap_total,
-            "SwapFree" => &mut info.swap_free,
+        let slot = match &line[..colon] {
+            b"MemTotal" => &mut info.mem_total,
+            b"MemFree" => &mut info.mem_free,
+            b"MemAvailable" => &mut info.mem_available,
+            b"Buffers" => &mut info.buffers,
+            b"Cached" => &mut info.cached,
+            b"SwapTotal" => &mut info.swap_total,
+            b"SwapFree" => &mut info.swap_free,
             _ => continue,
         };
         if slot.is_none() {
-            *slot = rest
-                .split_ascii_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok());
+            let value = super::ascii::tokens(&line[colon + 1..]).next();
+            *slot = value.and_then(super::ascii::parse_u64);
+            if slot.is_some() {
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
         }
     }
     info

@@ -12,6 +12,7 @@
 //! chose itself (`/proc/loadavg`, `/sys/class/net/IFACE/operstate`) is not followed when
 //! it is a symbolic link, a path from the config (`file.value`, `pidfile`) is.
 
+mod ascii;
 mod conntrack;
 mod cpu;
 mod disk;
@@ -807,7 +808,7 @@ fn push(
 ) -> Result<(), Full> {
     match value {
         Some(value) if value.is_finite() => {
-            let dim = dim.clone();
+            let dim = copy_dim(dim);
             out.push(Sample {
                 metric,
                 key,
@@ -818,6 +819,22 @@ fn push(
         }
         _ => Ok(()),
     }
+}
+
+/// A copy of `dim` made with one memcpy: heapless's `clone` copies byte by byte, which
+/// was a tenth of a cycle's instructions (one per sample; callgrind).
+fn copy_dim(dim: &DimValue) -> DimValue {
+    let mut copy = DimValue::new();
+    let bytes = dim.as_bytes();
+    // SAFETY: `copy` is empty with the same capacity as `dim`, so `bytes.len()` bytes fit
+    // its buffer; they are the bytes of a `str`, so the string stays UTF-8, and its length
+    // is set only after they are written. The two buffers are distinct values.
+    unsafe {
+        let vec = copy.as_mut_vec();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), vec.as_mut_ptr(), bytes.len());
+        vec.set_len(bytes.len());
+    }
+    copy
 }
 
 /// The statvfs of a network or FUSE mount, through its task in the probe pool: the result
@@ -1078,6 +1095,17 @@ mod tests {
         let mut sampler = Sampler::new(Path::new("/"));
         sampler.sample(0, &mut out);
         assert_eq!(out.len(), crate::limits::MAX_SAMPLES);
+    }
+
+    #[test]
+    fn a_copied_dimension_equals_its_original() {
+        let longest = "é".repeat(MAX_DIM_VALUE_LEN / 2);
+        for s in ["", "/", "wan", "eth0.2", "/mnt/日本", longest.as_str()] {
+            let dim = DimValue::try_from(s).expect("fits");
+            let copy = copy_dim(&dim);
+            assert_eq!(copy, dim);
+            assert_eq!(copy.as_str(), s);
+        }
     }
 
     #[test]

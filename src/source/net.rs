@@ -43,15 +43,12 @@ pub fn parse_net_dev(text: &[u8], mut f: impl FnMut(&str, NetCounters)) {
         if name.is_empty() || name.len() > crate::limits::MAX_DIM_VALUE_LEN {
             continue;
         }
-        let Ok(rest) = std::str::from_utf8(&line[colon + 1..]) else {
-            continue;
-        };
         let mut v = [0u64; 16];
         let mut n = 0;
-        for (slot, field) in v.iter_mut().zip(rest.split_ascii_whitespace()) {
-            match field.parse() {
-                Ok(x) => *slot = x,
-                Err(_) => break,
+        for (slot, field) in v.iter_mut().zip(super::ascii::tokens(&line[colon + 1..])) {
+            match super::ascii::parse_u64(field) {
+                Some(x) => *slot = x,
+                None => break,
             }
             n += 1;
         }
