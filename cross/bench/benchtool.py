@@ -52,7 +52,7 @@ def tree(pids):
             continue
         seen.add(p)
         todo.extend(kids.get(p, []))
-    cpu, rss, hwm, n = 0, 0, 0, 0
+    cpu, rss, hwm, anon, n = 0, 0, 0, 0, 0
     for p in seen:
         try:
             with open(f"/proc/{p}/stat") as f:
@@ -77,8 +77,12 @@ def tree(pids):
                 rss += int(line.split()[1])
             elif line.startswith("VmHWM:"):
                 hwm += int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                # Anonymous resident memory: what the process cannot give back by
+                # dropping file pages (its binary's pages are shared and reclaimable).
+                anon += int(line.split()[1])
         n += 1
-    print(f"{cpu:.6f}\t{rss}\t{hwm}\t{n}")
+    print(f"{cpu:.6f}\t{rss}\t{hwm}\t{n}\t{anon}")
 
 
 def alloc(margin, total, hold):

@@ -20,7 +20,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 CMD="cross/bench/peers${*:+ $*}"
 md="$OUT/peers.md"
 
-declare -A SIZE LINK RSS HWM CPU PER LAT
+declare -A SIZE LINK RSS HWM ANON CPU PER LAT
 for t in "${TOOLS[@]}"; do
     SIZE[$t]=0 LINK[$t]=""
     for bin in $(get "$t" binary); do # the Prometheus stack has three
@@ -31,6 +31,7 @@ for t in "${TOOLS[@]}"; do
     LINK[$t]=$(awk -F' [+] ' '{for (i = 2; i <= NF; i++) if ($i != $1) {print; exit}; print (NF > 1 ? NF " × " : "") $1}' <<<"${LINK[$t]}")
     RSS[$t]=$(get "$t" rss_kib)
     HWM[$t]=$(get "$t" hwm_kib)
+    ANON[$t]=$(get "$t" anon_kib)
     CPU[$t]=$(get "$t" cpu_s_per_60s)
     posts=$(get "$t" posts)
     PER[$t]=$(awk -v c="$(get "$t" cpu_s)" -v n="$posts" 'BEGIN {if (n > 0) printf "%.2f", c * 1000 / n; else print "-"}')
@@ -50,17 +51,18 @@ done
     echo "the root-filesystem rule (used ≥ 1 %) fires on every cycle, each alert POSTed to one receiver"
     echo "on 127.0.0.1. Each tool runs alone, in turn. Figures after a ${WINDOW} s window."
     echo
-    echo "| tool | binary | linkage | RSS (VmRSS / VmHWM) | CPU s per 60 s | POSTs in window | CPU ms per POST | latency, real allocation (ms, median; trials) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| tool | binary | linkage | RSS (VmRSS / VmHWM) | anonymous (RssAnon) | CPU s per 60 s | POSTs in window | CPU ms per POST | latency, real allocation (ms, median; trials) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     b=tocsin
     for t in "${TOOLS[@]}"; do
         name="$(get "$t" version)"
         [[ $t != tocsin* ]] && name="$name $(awk -v k="$(get "$t" pkg_kib)" 'BEGIN {printf "(installed %.1f MiB", k / 1024}'), $(get "$t" pkg_note))"
-        printf '| %s | %s (%s) | %s | %s / %s (%s) | %s (%s) | %s | %s (%s) | %s (%s; %s) |\n' \
+        printf '| %s | %s (%s) | %s | %s / %s (%s) | %s (%s) | %s (%s) | %s | %s (%s) | %s (%s; %s) |\n' \
             "$name" \
             "$(mib "${SIZE[$t]}")" "$(ratio "${SIZE[$t]}" "${SIZE[$b]}")" \
             "${LINK[$t]}" \
             "$(kib_mib "${RSS[$t]}")" "$(kib_mib "${HWM[$t]}")" "$(ratio "${RSS[$t]}" "${RSS[$b]}")" \
+            "$(kib_mib "${ANON[$t]}")" "$(ratio "${ANON[$t]}" "${ANON[$b]}")" \
             "${CPU[$t]}" "$(ratio "${CPU[$t]}" "${CPU[$b]}")" \
             "$(get "$t" posts)" \
             "${PER[$t]}" "$(ratio "${PER[$t]}" "${PER[$b]}")" \
@@ -68,7 +70,7 @@ done
     done
     for t in monit collectd netdata prometheus-stack; do
         m=$(get "$t" missing)
-        if [[ -n $m ]]; then echo "| $t | $m | | | | | | |"; fi
+        if [[ -n $m ]]; then echo "| $t | $m | | | | | | | |"; fi
     done
     echo
     echo "tocsin alone:"
@@ -78,7 +80,7 @@ done
     echo "- spawn to the first alert (\`run --dry-run\`, a rule that fires on the first sample): median $(median "$(get tocsin first_alert_ms)") ms (runs: $(get tocsin first_alert_ms) ms)"
     echo "- heap allocations per cycle: \`cargo test --test alloc -- --nocapture\` (0 for the /proc and /sys sources)"
     echo
-    echo "Notes: RSS and CPU are summed over each tool's process tree (the Prometheus row: node_exporter,"
+    echo "Notes: RSS, anonymous memory (RssAnon: not file pages, which are shared and reclaimable) and CPU are summed over each tool's process tree (the Prometheus row: node_exporter,"
     echo "Prometheus and Alertmanager). CPU is the scheduler's run time of every live thread"
     echo "(/proc/PID/task/TID/schedstat, ns) plus cutime+cstime from /proc/PID/stat, so the sh + curl a"
     echo "hook spawns and the tool reaped is counted. CPU per POST is all CPU in the"
