@@ -12,6 +12,7 @@ mod lkg;
 pub mod mute;
 mod reconcile;
 mod status;
+mod ticker;
 
 pub use lkg::{decode_pointer, encode_pointer, last_good_path, save_last_good, ConfigSource};
 
@@ -28,6 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use ticker::Ticker;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -651,7 +653,7 @@ fn reload(
     agent: &mut Agent,
     mode: Mode,
     clock: &Clock,
-    ticker: &mut tokio::time::Interval,
+    ticker: &mut Ticker,
     heartbeat: &mut Option<tokio::time::Interval>,
 ) {
     let new = match config::load(path) {
@@ -742,10 +744,8 @@ fn status_line(cfg: &Config) -> String {
     )
 }
 
-fn new_ticker(interval_ms: u64) -> tokio::time::Interval {
-    let mut t = tokio::time::interval(Duration::from_millis(interval_ms));
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
+fn new_ticker(interval_ms: u64) -> Ticker {
+    Ticker::new(interval_ms)
 }
 
 #[cfg(test)]
