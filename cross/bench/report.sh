@@ -4,7 +4,8 @@
 
 # median of a space-separated list of numbers ("timeout" entries ignored); "-" if none
 median() {
-    tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n |
+    # (grep finds nothing when every trial timed out: not an error here)
+    tr ' ' '\n' <<<"$1" | { grep -E '^[0-9.]+$' || true; } | sort -n |
         awk '{v[NR] = $1} END {if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 # "VALUE (×R)" with R = value / tocsin's value
