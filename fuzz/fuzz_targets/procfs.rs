@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
                     .filter(|t| !t.is_empty());
                 assert_eq!(t.next(), Some(&b"cpu"[..]));
                 let digits = |x: &[u8]| {
-                    std::str::from_utf8(x).is_ok_and(|x| !x.starts_with('+') && x.parse::<u64>().is_ok())
+                    std::str::from_utf8(x)
+                        .is_ok_and(|x| !x.starts_with('+') && x.parse::<u64>().is_ok())
                 };
                 assert!(t.take(4).all(digits), "{line:?}");
             }
@@ -53,11 +54,15 @@ fuzz_target!(|data: &[u8]| {
             for (key, v) in keys.iter().zip(m) {
                 if let Some(v) = v {
                     // The value is on a line of that key.
+                    // (Bytes: what follows the value need not be UTF-8.)
+                    let digits = v.to_string();
                     let found = text.split(|&b| b == b'\n').any(|l| {
-                        std::str::from_utf8(l)
-                            .ok()
-                            .and_then(|l| l.split_once(':'))
-                            .is_some_and(|(k, rest)| k == *key && rest.contains(&v.to_string()))
+                        l.iter().position(|&b| b == b':').is_some_and(|c| {
+                            &l[..c] == key.as_bytes()
+                                && l[c + 1..]
+                                    .windows(digits.len())
+                                    .any(|w| w == digits.as_bytes())
+                        })
                     });
                     assert!(found, "{key} = {v} not in the text");
                 }
