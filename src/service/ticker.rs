@@ -83,9 +83,10 @@ fn timerfd(period: Duration) -> std::io::Result<AsyncFd<OwnedFd>> {
     }
     // SAFETY: `raw` is a descriptor just returned to us and owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // `as _`: time_t's alias is deprecated on musl targets (its width changes there).
     let spec = |d: Duration| libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+        tv_sec: d.as_secs() as _,
+        tv_nsec: d.subsec_nanos() as _,
     };
     let its = libc::itimerspec {
         it_interval: spec(period),
