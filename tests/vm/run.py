@@ -406,7 +406,11 @@ def main():
         refused_ids = {r["id"] for r in rcv.got(lambda r: r["status"] == 503 and r["json"] and r["json"]["type"] == "alarm")}
         pid_old = unit_prop(vm, "MainPID")
         log(f"old version {old_ver}: {n} events spooled with the receiver down ({len(refused_ids)} alarm ids refused)")
-        vm.ok("apt-get install -y -q /root/new.deb >/root/apt-new.log 2>&1 || { cat /root/apt-new.log; exit 1; }")
+        # The test rewrote /etc/tocsin/tocsin.toml and the new package ships another
+        # version of it: dpkg's conffile question, which apt asks on a terminal. Unattended,
+        # as a fleet upgrades, the operator's file is kept (--force-confold).
+        vm.ok("apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+              " /root/new.deb >/root/apt-new.log 2>&1 || { cat /root/apt-new.log; exit 1; }")
         new_ver = vm.ok("dpkg-query -W -f '${Version}' tocsin")
         pid_new = unit_prop(vm, "MainPID")
         record("upgrade restarts the running agent", f"{old_ver} -> new, new PID",
