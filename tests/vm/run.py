@@ -177,7 +177,9 @@ class VM:
             [
                 # -nodefaults -vga none: no floppy, CD-ROM, parallel port or VGA, whose
                 # drivers udev would load at every boot (seconds each under TCG).
-                "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
+                # Two vCPUs: multi-threaded TCG, so the guest's boot (udev, systemd's
+                # parallel units) uses both host cores; the VM step runs alone in CI.
+                "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "2",
                 "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-monitor", "none",
                 "-kernel", f"{base}/vmlinuz", "-initrd", f"{base}/initrd.img",
