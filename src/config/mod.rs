@@ -131,7 +131,19 @@ pub struct Rule {
 /// # Errors
 /// Every problem found, each with file, line and column.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    load_with_host(path, &RealHost)
+    // Parsing and checking a config runs deep for a moment (TOML, serde, every template
+    // rendered at its longest). On a thread of its own, whose stack is unmapped when it
+    // ends, that depth is not left behind as resident pages of the long-running main
+    // thread's stack. If no thread can be made, it runs here.
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("config".into())
+            .spawn_scoped(s, || load_with_host(path, &RealHost))
+        {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => load_with_host(path, &RealHost),
+        }
+    })
 }
 
 /// [`load`], with the config file and everything it names read from `host`.

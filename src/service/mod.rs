@@ -82,7 +82,9 @@ pub enum Report {
 pub struct Agent {
     cfg: Arc<Config>,
     specs: Vec<RuleSpec>,
-    sampler: Sampler,
+    /// Boxed: its fixed tables (mounts, interfaces) are ~13 KB, which inline would be
+    /// copied through the loop future's stack frames (resident stack pages for good).
+    sampler: Box<Sampler>,
     evaluator: Evaluator,
     samples: Box<Samples>,
     routes: Routes,
@@ -173,8 +175,9 @@ impl Agent {
         let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
         Ok(Agent {
             // Only the families the rules use, and uptime (a reboot under the agent).
-            sampler: Sampler::with_probes(&cfg.agent.root, &probes)
-                .only(Families::of_all(cfg.rules.iter().map(|r| r.spec.metric)) | Families::UPTIME),
+            sampler: Box::new(Sampler::with_probes(&cfg.agent.root, &probes).only(
+                Families::of_all(cfg.rules.iter().map(|r| r.spec.metric)) | Families::UPTIME,
+            )),
             last_uptime: None,
             evaluator: Evaluator::new(&specs),
             samples: Box::default(),
