@@ -77,7 +77,11 @@ impl fmt::Display for SendError {
             SendError::Resolve(e) => write!(f, "cannot resolve host: {e}"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
             SendError::Tls(e) | SendError::CertificateTime(e) => {
-                write!(f, "TLS handshake failed: {e}")
+                f.write_str("TLS handshake failed: ")?;
+                #[cfg(feature = "tls")]
+                return super::tls::write_handshake_error(f, e);
+                #[cfg(not(feature = "tls"))]
+                write!(f, "{e}")
             }
             SendError::Http(e) => write!(f, "HTTP error: {e}"),
             SendError::Timeout => f.write_str("timed out"),

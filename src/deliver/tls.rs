@@ -191,6 +191,21 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+/// Writes a failed handshake's error: rustls's own text, except for a certificate that
+/// failed in webpki's chain check (a CA used as the server's certificate, a name
+/// constraint, an unsupported algorithm), which rustls renders as the `Debug` of its
+/// wrapper (`Other(OtherError(CaUsedAsEndEntity))`). Here it is webpki's own error, which
+/// also reads the same in the router builds, whose `Debug` output keeps variant names but
+/// not fields (cross/levers: lean-fmt).
+pub fn write_handshake_error(f: &mut fmt::Formatter<'_>, e: &std::io::Error) -> fmt::Result {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) => {
+            write!(f, "invalid peer certificate: {o}")
+        }
+        _ => write!(f, "{e}"),
+    }
+}
+
 /// The error of a failed handshake: [`SendError::CertificateTime`] when the certificate
 /// failed on time (not yet valid, expired), [`SendError::Tls`] otherwise. rustls's error
 /// arrives wrapped in an `io::Error`; this is the one place that looks inside.

@@ -99,6 +99,24 @@ mod tls {
         }
     }
 
+    /// A CA certificate (basic constraints: CA) for `names`, signed by `ca`, which a
+    /// misconfigured server presents as its own.
+    pub fn ca_as_leaf(ca: &Ca, names: &[&str]) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        for n in names {
+            p.subject_alt_names
+                .push(SanType::DnsName((*n).try_into().unwrap()));
+        }
+        let cert = p.signed_by(&key, &ca.issuer).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+        }
+    }
+
     pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
     }
@@ -192,6 +210,15 @@ fn tls_matrix_fails_closed_with_named_errors() {
             "localhost",
             with_ca.clone(),
             Err("UnknownIssuer"),
+        ),
+        (
+            // webpki's chain error, named as webpki names it (not rustls's `Debug` of
+            // its wrapper, which the router builds shorten to "Other").
+            "a CA certificate as the server's",
+            ca_as_leaf(&good_ca, &["localhost"]),
+            "localhost",
+            with_ca.clone(),
+            Err("invalid peer certificate: CaUsedAsEndEntity"),
         ),
         (
             "self-signed",
