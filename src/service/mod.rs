@@ -121,6 +121,16 @@ pub struct Agent {
     last_uptime: Option<f64>,
 }
 
+/// The mounts the disk rules can see: the globs of their `match`, or `None` (every
+/// mount) when one of them has none. A mount no rule matches costs no statvfs.
+fn mount_globs(specs: &[RuleSpec]) -> Option<Vec<crate::metric::DimValue>> {
+    specs
+        .iter()
+        .filter(|s| matches!(s.metric, Metric::DiskUsed | Metric::DiskInodesUsed))
+        .map(|s| s.match_dim.clone())
+        .collect()
+}
+
 /// Whether uptime went backwards since the previous cycle (the host rebooted under a
 /// running agent: a container or a suspended VM resumed elsewhere, or a root pointing at
 /// a device whose /proc is mirrored). Remembers the latest uptime; a cycle without one
@@ -175,9 +185,14 @@ impl Agent {
         let probes: Vec<_> = cfg.rules.iter().filter_map(|r| r.probe.clone()).collect();
         Ok(Agent {
             // Only the families the rules use, and uptime (a reboot under the agent).
-            sampler: Box::new(Sampler::with_probes(&cfg.agent.root, &probes).only(
-                Families::of_all(cfg.rules.iter().map(|r| r.spec.metric)) | Families::UPTIME,
-            )),
+            sampler: Box::new(
+                Sampler::with_probes(&cfg.agent.root, &probes)
+                    .only(
+                        Families::of_all(cfg.rules.iter().map(|r| r.spec.metric))
+                            | Families::UPTIME,
+                    )
+                    .only_mounts(mount_globs(&specs)),
+            ),
             last_uptime: None,
             evaluator: Evaluator::new(&specs),
             samples: Box::default(),
@@ -765,6 +780,32 @@ mod tests {
             value: v,
         });
         s
+    }
+
+    #[test]
+    fn the_disk_rules_matches_bound_the_mounts_sampled() {
+        let specs = |rules: &str| -> Vec<RuleSpec> {
+            let src = format!(
+                "[agent]\ndevice_id = \"t\"\n{rules}\n[[webhook]]\nname = \"w\"\nurl = \"http://127.0.0.1:9/x\"\nformat = \"cloudmonitor-json\"\n"
+            );
+            let cfg = crate::config::parse(&src, "t.toml").expect("valid");
+            cfg.rules.iter().map(|r| r.spec.clone()).collect()
+        };
+        let root = "[[rule]]\nname = \"root\"\nmetric = \"disk.used_percent\"\nmatch = { mount = \"/\" }\nwarn = \"> 90\"\n";
+        let data = "[[rule]]\nname = \"data\"\nmetric = \"disk.inodes_used_percent\"\nmatch = { mount = \"/data*\" }\nwarn = \"> 90\"\n";
+        let any = "[[rule]]\nname = \"any\"\nmetric = \"disk.used_percent\"\nwarn = \"> 90\"\n";
+        let mem = "[[rule]]\nname = \"mem\"\nmetric = \"mem.used_percent\"\nwarn = \"> 90\"\n";
+        let globs = |rules: &[&str]| {
+            mount_globs(&specs(&rules.concat()))
+                .map(|g| g.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            globs(&[root, mem, data]),
+            Some(vec!["/".into(), "/data*".into()])
+        );
+        // One disk rule without `match` sees every mount.
+        assert_eq!(globs(&[root, any]), None);
+        assert_eq!(globs(&[mem]), Some(vec![]));
     }
 
     #[test]

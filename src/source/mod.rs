@@ -190,6 +190,9 @@ pub struct Sampler {
     statfs: StatFsFn,
     /// The host-wide families read each cycle.
     families: Families,
+    /// Globs of the mounts the disk rules match (`None`: every mount, for a rule without
+    /// `match` or for `once`): no statvfs of a mount no rule can see.
+    mount_globs: Option<Vec<DimValue>>,
 }
 
 /// Room for `root` plus the longest relative path built per cycle
@@ -307,6 +310,7 @@ impl Sampler {
             remote: heapless::Vec::new(),
             statfs: host_statvfs,
             families: Families::ALL,
+            mount_globs: None,
         }
     }
 
@@ -317,6 +321,13 @@ impl Sampler {
         if !families.contains(Families::TEMP) {
             self.temps = Vec::new();
         }
+        self
+    }
+
+    /// The same sampler taking statvfs only of the mounts one of `globs` matches (every
+    /// mount when `None`). The mounts file is read whatever this says.
+    pub fn only_mounts(mut self, globs: Option<Vec<DimValue>>) -> Sampler {
+        self.mount_globs = globs;
         self
     }
 
@@ -474,6 +485,11 @@ impl Sampler {
         }
         for m in &self.mounts {
             let point = &m.point;
+            if let Some(globs) = &self.mount_globs {
+                if !globs.iter().any(|g| glob_match(g.as_str(), point.as_str())) {
+                    continue;
+                }
+            }
             let stats = if m.remote {
                 remote_statvfs(
                     &mut self.remote,
@@ -1136,6 +1152,69 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         cond()
+    }
+
+    static STATFS_SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    /// statvfs that records each path it is asked for, then reports it a quarter full.
+    fn recording_statfs(path: &CStr) -> Option<disk::FsStats> {
+        let p = path.to_string_lossy().into_owned();
+        STATFS_SEEN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p);
+        Some(disk::FsStats {
+            blocks: 100,
+            bfree: 75,
+            bavail: 75,
+            files: 10,
+            ffree: 5,
+        })
+    }
+
+    #[test]
+    fn only_the_mounts_a_rule_matches_cost_a_statvfs() {
+        let root = std::env::temp_dir().join(format!("tocsin-mounts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("proc/self")).expect("mkdir");
+        std::fs::write(
+            root.join("proc/self/mounts"),
+            "/dev/sda1 / ext4 rw 0 0\n/dev/sda2 /data ext4 rw 0 0\n/dev/sdb1 /srv/backup ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n",
+        )
+        .expect("mounts");
+        let asked = |globs: Option<Vec<DimValue>>| {
+            let mut s = Sampler::new(&root)
+                .only(Families::DISK)
+                .only_mounts(globs)
+                .with_statfs(recording_statfs);
+            let mut out = Samples::new();
+            s.sample(0, &mut out);
+            let root_s = root.to_string_lossy().into_owned();
+            let mut seen: Vec<String> = STATFS_SEEN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+                .filter_map(|p| p.strip_prefix(&root_s).map(str::to_string))
+                .collect();
+            seen.sort();
+            let mut mounts: Vec<String> = out
+                .iter()
+                .filter(|s| s.metric == Metric::DiskUsed)
+                .map(|s| s.dim.to_string())
+                .collect();
+            mounts.sort();
+            (seen, mounts)
+        };
+        let dim = |s: &str| DimValue::try_from(s).expect("dim");
+        // Every mount without a filter (a disk rule without `match`, or `once`).
+        let (seen, mounts) = asked(None);
+        assert_eq!(mounts, ["/", "/data", "/srv/backup", "/tmp"]);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        // `match = { mount = "/" }` and `"/srv/*"`: only those two are asked.
+        let (seen, mounts) = asked(Some(vec![dim("/"), dim("/srv/*")]));
+        assert_eq!(mounts, ["/", "/srv/backup"]);
+        assert_eq!(seen, ["/", "/srv/backup"], "no statvfs of /data or /tmp");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
