@@ -191,6 +191,13 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// rustls's error inside the `io::Error` a failed handshake arrives as: the one place
+/// that looks inside.
+fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+}
+
 /// Writes a failed handshake's error: rustls's own text, except for a certificate that
 /// failed in webpki's chain check (a CA used as the server's certificate, a name
 /// constraint, an unsupported algorithm), which rustls renders as the `Debug` of its
@@ -198,7 +205,7 @@ impl ServerCertVerifier for NoVerification {
 /// also reads the same in the router builds, whose `Debug` output keeps variant names but
 /// not fields (cross/levers: lean-fmt).
 pub fn write_handshake_error(f: &mut fmt::Formatter<'_>, e: &std::io::Error) -> fmt::Result {
-    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+    match rustls_error(e) {
         Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) => {
             write!(f, "invalid peer certificate: {o}")
         }
@@ -207,12 +214,11 @@ pub fn write_handshake_error(f: &mut fmt::Formatter<'_>, e: &std::io::Error) -> 
 }
 
 /// The error of a failed handshake: [`SendError::CertificateTime`] when the certificate
-/// failed on time (not yet valid, expired), [`SendError::Tls`] otherwise. rustls's error
-/// arrives wrapped in an `io::Error`; this is the one place that looks inside.
+/// failed on time (not yet valid, expired), [`SendError::Tls`] otherwise.
 pub fn handshake_error(e: std::io::Error) -> SendError {
     use rustls::CertificateError as C;
     let on_time = matches!(
-        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        rustls_error(&e),
         Some(rustls::Error::InvalidCertificate(
             C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. }
         ))
