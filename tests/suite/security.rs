@@ -78,8 +78,25 @@ mod tls {
     /// A leaf for `names` (DNS names or IPs), valid between the given years, signed by `ca`
     /// (self-signed when `None`).
     pub fn leaf(ca: Option<&Ca>, names: &[&str], from: i32, to: i32) -> Leaf {
+        cert(ca, names, from, to, IsCa::NoCa)
+    }
+
+    /// A CA certificate (basic constraints: CA) for `names`, signed by `ca`, which a
+    /// misconfigured server presents as its own.
+    pub fn ca_as_leaf(ca: &Ca, names: &[&str]) -> Leaf {
+        cert(
+            Some(ca),
+            names,
+            2020,
+            2100,
+            IsCa::Ca(BasicConstraints::Unconstrained),
+        )
+    }
+
+    fn cert(ca: Option<&Ca>, names: &[&str], from: i32, to: i32, is_ca: IsCa) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = is_ca;
         for n in names {
             p.subject_alt_names.push(match n.parse() {
                 Ok(ip) => SanType::IpAddress(ip),
@@ -92,24 +109,6 @@ mod tls {
             Some(ca) => p.signed_by(&key, &ca.issuer).unwrap(),
             None => p.self_signed(&key).unwrap(),
         };
-        Leaf {
-            der: cert.der().clone(),
-            pem: cert.pem(),
-            key,
-        }
-    }
-
-    /// A CA certificate (basic constraints: CA) for `names`, signed by `ca`, which a
-    /// misconfigured server presents as its own.
-    pub fn ca_as_leaf(ca: &Ca, names: &[&str]) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        for n in names {
-            p.subject_alt_names
-                .push(SanType::DnsName((*n).try_into().unwrap()));
-        }
-        let cert = p.signed_by(&key, &ca.issuer).unwrap();
         Leaf {
             der: cert.der().clone(),
             pem: cert.pem(),
