@@ -756,7 +756,8 @@ impl Alerts {
                 url: lane.url.clone(),
                 wake: lane.wake.clone(),
                 stats: lane.stats.clone(),
-                task: tokio::spawn(lane.run(env.mode)),
+                // Boxed, as the queue's worker is (deliver/outbox.rs).
+                task: tokio::spawn(Box::pin(lane.run(env.mode))),
             });
         }
         Ok(Alerts {

@@ -13,6 +13,7 @@ use super::{Error, Head, SinkSpec};
 use crate::clock::Clock;
 use crate::util::random_u32;
 use bytes::Bytes;
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -73,10 +74,11 @@ pub struct Outgoing<'a> {
     pub first_failure: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Runs `fut` unless `stop` is (or becomes) set; `None` when stopped.
+/// Runs `fut` unless `stop` is (or becomes) set; `None` when stopped. `fut` comes pinned
+/// by the caller: taken by value, it would be kept twice in this future's state.
 pub(super) async fn unless_stopped<T>(
     stop: &mut Option<watch::Receiver<bool>>,
-    fut: impl std::future::Future<Output = T>,
+    fut: Pin<&mut impl std::future::Future<Output = T>>,
 ) -> Option<T> {
     match stop {
         None => Some(fut.await),
@@ -128,8 +130,11 @@ pub async fn send(
         let attempt_head = out.head.signed(ep, id, clock.now_ms() / 1000, &out.body);
         let make = || attempt_head.request(out.body.clone());
         let connects = client.connects;
-        let sending = client.send(&make, timeout);
-        let Some(result) = unless_stopped(&mut stop, sending).await else {
+        let result = {
+            let sending = pin!(client.send(&make, timeout));
+            unless_stopped(&mut stop, sending).await
+        };
+        let Some(result) = result else {
             return end(attempt - 1, last_status, Some(Error::Stopped));
         };
         let ms = t0.elapsed().as_millis();
@@ -172,8 +177,9 @@ pub async fn send(
                     held = true;
                 }
                 attempt -= 1;
-                let wait =
-                    tokio::time::sleep(Duration::from_millis(policy.delay_ms(None, random_u32())));
+                let wait = pin!(tokio::time::sleep(Duration::from_millis(
+                    policy.delay_ms(None, random_u32())
+                )));
                 if unless_stopped(&mut stop, wait).await.is_none() {
                     return end(attempt, last_status, Some(Error::Stopped));
                 }
@@ -215,10 +221,8 @@ pub async fn send(
                 crate::warn!(
                     "webhook {name}: {what} attempt {attempt}/{attempts_allowed} failed: {error}; retrying in {delay} ms"
                 );
-                if unless_stopped(&mut stop, tokio::time::sleep(Duration::from_millis(delay)))
-                    .await
-                    .is_none()
-                {
+                let wait = pin!(tokio::time::sleep(Duration::from_millis(delay)));
+                if unless_stopped(&mut stop, wait).await.is_none() {
                     return end(attempt, last_status, Some(Error::Stopped));
                 }
             }
