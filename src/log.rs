@@ -151,18 +151,33 @@ impl fmt::Write for Capped<'_> {
 /// The message of `args` as one line: escaped, at most [`MAX_LINE_LEN`] bytes (and `…`).
 pub fn render(args: fmt::Arguments<'_>) -> String {
     let mut line = String::with_capacity(128);
-    // Err only means the line was cut.
-    let _ = Escaped(Capped(&mut line)).write_fmt(args);
+    render_into(&mut line, args);
     line
 }
 
+/// [`render`] into `line`, after what it holds.
+fn render_into(line: &mut String, args: fmt::Arguments<'_>) {
+    // Err only means the line was cut.
+    let _ = Escaped(Capped(line)).write_fmt(args);
+}
+
 /// `message` as the line written at `level`: a journald priority prefix, else the word.
+#[cfg(test)]
 fn framed(level: Level, journald: bool, message: &str) -> String {
-    if journald {
-        format!("<{}>{message}\n", level as u8)
+    let mut line = String::new();
+    frame_into(&mut line, level, journald, message);
+    line
+}
+
+/// [`framed`] into `line`, which is cleared first.
+fn frame_into(line: &mut String, level: Level, journald: bool, message: &str) {
+    use fmt::Write as _;
+    line.clear();
+    let _ = if journald {
+        write!(line, "<{}>{message}\n", level as u8)
     } else {
-        format!("tocsin {}: {message}\n", level.word())
-    }
+        write!(line, "tocsin {}: {message}\n", level.word())
+    };
 }
 
 /// Lines of one kind and subject written per window; the rest are counted.
@@ -350,6 +365,8 @@ pub struct Logger {
     journald: bool,
     /// A thread waits to write the summaries when their windows end.
     flusher: bool,
+    /// The framed line being written, kept between lines: no allocation per line.
+    frame: String,
 }
 
 impl Logger {
@@ -360,6 +377,7 @@ impl Logger {
             limiter: Limiter::new(),
             journald,
             flusher: false,
+            frame: String::new(),
         }
     }
 
@@ -373,8 +391,11 @@ impl Logger {
         out: &mut dyn std::io::Write,
     ) -> bool {
         let journald = self.journald;
-        let mut emit =
-            |l: Level, text: &str| drop(out.write_all(framed(l, journald, text).as_bytes()));
+        let frame = &mut self.frame;
+        let mut emit = |l: Level, text: &str| {
+            frame_into(frame, l, journald, text);
+            drop(out.write_all(frame.as_bytes()));
+        };
         let now = self.clock.mono_ms();
         let admitted = self.limiter.admit(level, kind, message, now, &mut emit);
         if admitted {
@@ -387,8 +408,10 @@ impl Logger {
     pub fn flush(&mut self, out: &mut dyn std::io::Write) {
         let journald = self.journald;
         let now = self.clock.mono_ms();
+        let frame = &mut self.frame;
         self.limiter.flush(now, &mut |l, text| {
-            drop(out.write_all(framed(l, journald, text).as_bytes()))
+            frame_into(frame, l, journald, text);
+            drop(out.write_all(frame.as_bytes()));
         });
     }
 }
@@ -417,10 +440,24 @@ pub fn write(level: Level, kind: &'static str, args: fmt::Arguments<'_>) {
         return;
     }
     // Rendered before the lock: a value's Display may not log, but if it did it would
-    // not deadlock here.
-    let message = render(args);
+    // not deadlock here. Into this thread's line, kept between lines (no allocation per
+    // line); a Display that logs finds it taken and renders into a fresh one.
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            render_into(&mut line, args);
+            emit(level, kind, &line);
+        }
+        Err(_) => emit(level, kind, &render(args)),
+    });
+}
+
+fn emit(level: Level, kind: &'static str, message: &str) {
     let mut l = logger();
-    let held = !l.log(level, kind, &message, &mut std::io::stderr().lock());
+    let held = !l.log(level, kind, message, &mut std::io::stderr().lock());
     if held && !l.flusher {
         l.flusher = std::thread::Builder::new()
             .name("tocsin-log".into())
