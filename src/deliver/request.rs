@@ -254,8 +254,17 @@ impl Head {
     }
 
     /// This head signed for one attempt at `now_s` (Standard Webhooks signs every attempt
-    /// anew, with its own timestamp); unchanged for other schemes.
-    pub fn signed(&self, ep: &Endpoint, id: &str, now_s: u64, body: &[u8]) -> Head {
+    /// anew, with its own timestamp); for other schemes this head itself, not a copy.
+    pub fn signed(
+        &self,
+        ep: &Endpoint,
+        id: &str,
+        now_s: u64,
+        body: &[u8],
+    ) -> std::borrow::Cow<'_, Head> {
+        if !matches!(ep.signing, Signing::StandardWebhooks(_)) {
+            return std::borrow::Cow::Borrowed(self);
+        }
         let mut head = self.clone();
         for (k, v) in signature_headers(ep, id, now_s, body) {
             if let (Ok(name), Ok(value)) = (
@@ -265,7 +274,7 @@ impl Head {
                 head.headers.insert(name, value);
             }
         }
-        head
+        std::borrow::Cow::Owned(head)
     }
 
     /// The request for one attempt.
@@ -273,7 +282,13 @@ impl Head {
         let mut r = Request::new(Full::new(body));
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
-        *r.headers_mut() = self.headers.clone();
+        // Room for the Content-Length that hyper adds: a clone has no spare capacity, and
+        // growing it would reallocate the map on every request.
+        let headers = r.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
         r
     }
 }
