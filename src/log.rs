@@ -174,9 +174,9 @@ fn frame_into(line: &mut String, level: Level, journald: bool, message: &str) {
     use fmt::Write as _;
     line.clear();
     let _ = if journald {
-        write!(line, "<{}>{message}\n", level as u8)
+        writeln!(line, "<{}>{message}", level as u8)
     } else {
-        write!(line, "tocsin {}: {message}\n", level.word())
+        writeln!(line, "tocsin {}: {message}", level.word())
     };
 }
 
