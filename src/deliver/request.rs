@@ -262,11 +262,12 @@ impl Head {
         now_s: u64,
         body: &[u8],
     ) -> std::borrow::Cow<'_, Head> {
-        if !matches!(ep.signing, Signing::StandardWebhooks(_)) {
+        let signature = signature_headers(ep, id, now_s, body);
+        if signature.is_empty() {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut head = self.clone();
-        for (k, v) in signature_headers(ep, id, now_s, body) {
+        for (k, v) in signature {
             if let (Ok(name), Ok(value)) = (
                 hyper::header::HeaderName::try_from(k),
                 hyper::header::HeaderValue::try_from(v),
