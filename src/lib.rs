@@ -111,6 +111,33 @@ pub mod fuzzing {
         crate::source::parse_uptime(text)
     }
 
+    /// Whether ECDSA P-256 with SHA-256 (RustCrypto's, which TLS uses on x86_64 and
+    /// aarch64) accepts `signature` over `message` by the SEC1 `public_key`.
+    #[cfg(all(
+        feature = "tls",
+        any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_endian = "little")
+        )
+    ))]
+    pub fn p256_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        crate::deliver::p256::ECDSA_P256_SHA256
+            .verify_signature(public_key, message, signature)
+            .is_ok()
+    }
+
+    /// Whether a TLS key share for secp256r1 from a server is accepted (same builds).
+    #[cfg(all(
+        feature = "tls",
+        any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_endian = "little")
+        )
+    ))]
+    pub fn p256_accepts_key_share(peer: &[u8]) -> bool {
+        crate::deliver::p256::accepts_key_share(peer)
+    }
+
     /// A mounts file: the mount points kept, each with whether it is remote.
     pub fn parse_mounts(
         text: &[u8],

@@ -17,6 +17,16 @@ pub mod client;
 pub mod endpoint;
 mod error;
 pub mod outbox;
+#[cfg(all(
+    feature = "tls",
+    any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_endian = "little")
+    )
+))]
+pub(crate) mod p256;
+#[cfg(feature = "tls")]
+mod provider;
 pub mod request;
 pub mod retry;
 pub mod send;

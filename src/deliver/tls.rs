@@ -1,4 +1,4 @@
-//! TLS client settings: rustls with the ring provider.
+//! TLS client settings: rustls with ring (see `provider` for what is not ring).
 //!
 //! Trust: the system CA bundle where one exists (Debian, Alpine, OpenWrt and Red Hat
 //! paths, or `$SSL_CERT_FILE`), else Mozilla's roots compiled in (feature `builtin-roots`);
@@ -6,6 +6,7 @@
 
 use super::client::SendError;
 use super::endpoint::TlsOptions;
+use super::provider::provider;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -54,10 +55,6 @@ impl fmt::Display for TlsSetupError {
 }
 
 impl std::error::Error for TlsSetupError {}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// The system bundle (read once per process), or the built-in roots.
 fn base_roots() -> Arc<RootCertStore> {

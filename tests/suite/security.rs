@@ -58,7 +58,11 @@ mod tls {
     }
 
     pub fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
+        ca_with_key(name, KeyPair::generate().unwrap())
+    }
+
+    /// A CA whose own key is `key` (P-256 for [`ca`]).
+    pub fn ca_with_key(name: &str, key: KeyPair) -> Ca {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, name);
@@ -94,7 +98,22 @@ mod tls {
     }
 
     fn cert(ca: Option<&Ca>, names: &[&str], from: i32, to: i32, is_ca: IsCa) -> Leaf {
-        let key = KeyPair::generate().unwrap();
+        cert_with_key(KeyPair::generate().unwrap(), ca, names, from, to, is_ca)
+    }
+
+    /// A leaf for `names` with `key` (any kind rcgen signs with), signed by `ca`.
+    pub fn leaf_with_key(key: KeyPair, ca: &Ca, names: &[&str]) -> Leaf {
+        cert_with_key(key, Some(ca), names, 2020, 2100, IsCa::NoCa)
+    }
+
+    fn cert_with_key(
+        key: KeyPair,
+        ca: Option<&Ca>,
+        names: &[&str],
+        from: i32,
+        to: i32,
+        is_ca: IsCa,
+    ) -> Leaf {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = is_ca;
         for n in names {
@@ -122,8 +141,22 @@ mod tls {
 
     /// A server presenting `leaf`; with `client_ca`, it requires a client certificate.
     pub fn server(leaf: &Leaf, client_ca: Option<&Ca>) -> Arc<rustls::ServerConfig> {
-        let b = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
+        server_with(leaf, client_ca, rustls::DEFAULT_VERSIONS, None)
+    }
+
+    /// [`server`], speaking only `versions` and, when given, only one key exchange group.
+    pub fn server_with(
+        leaf: &Leaf,
+        client_ca: Option<&Ca>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        group: Option<&'static dyn rustls::crypto::SupportedKxGroup>,
+    ) -> Arc<rustls::ServerConfig> {
+        let mut p = rustls::crypto::ring::default_provider();
+        if let Some(g) = group {
+            p.kx_groups = vec![g];
+        }
+        let b = rustls::ServerConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(versions)
             .unwrap();
         let b = match client_ca {
             Some(ca) => {
@@ -306,6 +339,154 @@ fn tls_matrix_fails_closed_with_named_errors() {
     ));
 
     println!("{}", report.join("\n"));
+    assert!(
+        report.iter().all(|l| l.starts_with("ok")),
+        "\n{}",
+        report.join("\n")
+    );
+}
+
+/// Every kind of server key and client key the agent accepts (ECDSA P-256 and P-384,
+/// Ed25519, RSA; client keys as PKCS#8 and SEC1), over TLS 1.2 and 1.3 and every key
+/// exchange group it offers, against a rustls server on ring that allows only that one.
+/// P-256 is RustCrypto's on x86_64 and aarch64 and ring's elsewhere, so this is where the
+/// two meet: a P-256 CA signs every chain, and one chain has a P-384 CA.
+#[cfg(feature = "tls")]
+#[test]
+fn every_key_kind_protocol_version_and_key_exchange_group_completes_a_handshake() {
+    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    use rustls::version::{TLS12, TLS13};
+    use tls::*;
+    let dir = TempDir::new("tls-kinds");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    // (name, key PEM as PKCS#8, and as SEC1 for EC keys)
+    let mut kinds: Vec<(&str, String, Option<String>)> = Vec::new();
+    for (name, alg) in [
+        ("P-256", &PKCS_ECDSA_P256_SHA256),
+        ("P-384", &PKCS_ECDSA_P384_SHA384),
+        ("Ed25519", &PKCS_ED25519),
+    ] {
+        let pem = KeyPair::generate_for(alg).unwrap().serialize_pem();
+        let sec1 = (name != "Ed25519").then(|| {
+            let p8 = write(dir.path(), &format!("{name}.p8.pem"), &pem);
+            let out = dir.path().join(format!("{name}.sec1.pem"));
+            let (p8, out_s) = (p8.display().to_string(), out.display().to_string());
+            openssl(&["ec", "-in", &p8, "-out", &out_s]);
+            std::fs::read_to_string(out).unwrap()
+        });
+        kinds.push((name, pem, sec1));
+    }
+    let rsa = dir.path().join("rsa.pem");
+    let rsa_s = rsa.display().to_string();
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &rsa_s,
+    ]);
+    kinds.push(("RSA", std::fs::read_to_string(&rsa).unwrap(), None));
+    for (_, _, sec1) in &kinds {
+        if let Some(s) = sec1 {
+            assert!(s.contains("BEGIN EC PRIVATE KEY"), "{s}");
+        }
+    }
+
+    let good_ca = ca("tocsin test CA");
+    let ca_file = write(dir.path(), "ca.pem", &good_ca.pem);
+    let with_ca = format!("tls = {{ ca_file = \"{}\" }}", ca_file.display());
+    let versions: [(&str, &'static rustls::SupportedProtocolVersion); 2] =
+        [("TLS 1.2", &TLS12), ("TLS 1.3", &TLS13)];
+    let mut report = Vec::new();
+    let mut run = |case: String, server: Arc<rustls::ServerConfig>, extra: &str| {
+        let rcv = Receiver::start_tls(server);
+        let cfg = config(
+            dir.path(),
+            &format!("https://localhost:{}/m", rcv.port),
+            extra,
+        );
+        let (ok, out) = send_test(&cfg);
+        let pass = ok && rcv.received().len() == 1;
+        report.push(format!(
+            "{} {case}: {}",
+            if pass { "ok  " } else { "FAIL" },
+            out.trim()
+        ));
+    };
+
+    // The server's key and certificate, each version, each group.
+    for (kind, pem, _) in &kinds {
+        let key = KeyPair::from_pem(pem).unwrap();
+        let cert = leaf_with_key(key, &good_ca, &["localhost"]);
+        for (vname, v) in versions {
+            for (gname, g) in [
+                ("X25519", X25519),
+                ("secp256r1", SECP256R1),
+                ("secp384r1", SECP384R1),
+            ] {
+                run(
+                    format!("{kind} server, {vname}, {gname}"),
+                    server_with(&cert, None, &[v], Some(g)),
+                    &with_ca,
+                );
+            }
+        }
+    }
+    let ca384 = ca_with_key(
+        "P-384 CA",
+        KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap(),
+    );
+    let ca384_file = write(dir.path(), "ca384.pem", &ca384.pem);
+    run(
+        "P-256 server under a P-384 CA".into(),
+        server_with(
+            &leaf(Some(&ca384), &["localhost"], 2020, 2100),
+            None,
+            rustls::DEFAULT_VERSIONS,
+            None,
+        ),
+        &format!("tls = {{ ca_file = \"{}\" }}", ca384_file.display()),
+    );
+
+    // The client's key (mTLS), in each form, each version.
+    let server_cert = leaf(Some(&good_ca), &["localhost"], 2020, 2100);
+    for (kind, pem, sec1) in &kinds {
+        let client = leaf_with_key(
+            KeyPair::from_pem(pem).unwrap(),
+            &good_ca,
+            &["tocsin-client"],
+        );
+        let cert_file = write(dir.path(), &format!("client-{kind}.pem"), &client.pem);
+        let forms = std::iter::once(("PKCS#8", pem)).chain(sec1.iter().map(|s| ("SEC1", s)));
+        for (form, text) in forms {
+            let key_file = write(dir.path(), &format!("client-{kind}-{form}.key"), text);
+            let extra = format!(
+                "tls = {{ ca_file = \"{}\", client_cert = \"{}\", client_key = \"{}\" }}",
+                ca_file.display(),
+                cert_file.display(),
+                key_file.display()
+            );
+            for (vname, v) in versions {
+                run(
+                    format!("{kind} client key ({form}), {vname}"),
+                    server_with(&server_cert, Some(&good_ca), &[v], None),
+                    &extra,
+                );
+            }
+        }
+    }
+
+    println!("{}", report.join("\n"));
+    assert_eq!(report.len(), 4 * 2 * 3 + 1 + (2 + 2 + 1 + 1) * 2);
     assert!(
         report.iter().all(|l| l.starts_with("ok")),
         "\n{}",
