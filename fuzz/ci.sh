@@ -3,7 +3,7 @@
 # builds every target (with debug assertions, so an overflow is a crash), replays each
 # target's seed corpus, then fuzzes each for FUZZ_SECONDS (default 15) with a fixed seed.
 # A crash fails the step and prints the artifact's path and the input as a hex dump.
-# Time: the runs take about 10 × (FUZZ_SECONDS + 2) s; on top of that come the nightly and
+# Time: the runs take about 11 × (FUZZ_SECONDS + 2) s; on top of that come the nightly and
 # cargo-fuzz installs (about 1.5 min) and a clean build of the targets (a few minutes on
 # 2 cores) on a fresh machine. Lower FUZZ_SECONDS if the 8-minute budget is tight.
 set -euo pipefail
