@@ -105,17 +105,23 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsSetupErr
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
     } else {
-        let mut roots = (*base_roots()).clone();
-        if let Some(path) = &opts.ca_file {
-            let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| pem_err(path, e))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| pem_err(path, e))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(pem_err(path, "no usable CA certificate in the file"));
+        // Webhooks without a `ca_file` share the one parsed store; only a private CA
+        // needs a copy of it to add to.
+        let roots = match &opts.ca_file {
+            None => base_roots(),
+            Some(path) => {
+                let mut roots = (*base_roots()).clone();
+                let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| pem_err(path, e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| pem_err(path, e))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(pem_err(path, "no usable CA certificate in the file"));
+                }
+                Arc::new(roots)
             }
-        }
+        };
         if roots.is_empty() {
             return Err(TlsSetupError::NoRoots);
         }
