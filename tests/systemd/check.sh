@@ -140,6 +140,7 @@ cat >"$work/strace.toml" <<TOML
 [agent]
 device_id = "unit-check"
 interval  = "200ms"
+state_dir = "$work/state"
 
 [[rule]]
 name   = "mem-high"
