@@ -44,6 +44,17 @@ timeout = "1s"
     path
 }
 
+/// The config for an answer that trickles in for about a second: the timeout is well
+/// above that, so on a loaded machine the answer is still awaited, never retried (a retry
+/// would be a second request, indistinguishable from a resend after the restart).
+fn slow_answer_config(dir: &Path, root: &Path, url: &str) -> PathBuf {
+    let path = config(dir, root, url, "mem", "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("timeout = \"1s\""), "{text}");
+    std::fs::write(&path, text.replace("timeout = \"1s\"", "timeout = \"4s\"")).unwrap();
+    path
+}
+
 fn states(r: &[Received]) -> Vec<String> {
     r.iter()
         .map(|x| x.json()["state"].as_str().unwrap_or("?").to_string())
@@ -793,13 +804,19 @@ fn a_2xx_during_the_stop_drain_is_recorded() {
     let rcv = Receiver::start();
     // The status line and headers one byte every 25 ms: about a second in flight.
     rcv.script([Reply::SlowHeaders(25)]);
-    let cfg = config(dir.path(), &root, &rcv.url("/a"), "mem", "");
+    let cfg = slow_answer_config(dir.path(), &root, &rcv.url("/a"));
     let mut agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(WAIT, "the alarm", |r| !r.is_empty());
     assert!(agent.stop(), "SIGTERM ends the agent: {}", agent.log());
     assert!(
         !agent.log().contains("spooling what is left"),
         "the answer came within the drain: {}",
+        agent.log()
+    );
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "the slow answer was awaited, not retried: {}",
         agent.log()
     );
     let again = Agent::start(&cfg, dir.path());
@@ -821,7 +838,7 @@ fn a_2xx_to_the_sinks_of_the_previous_config_is_recorded() {
     put(&root, "proc/meminfo", &meminfo(97));
     let rcv = Receiver::start();
     rcv.script([Reply::SlowHeaders(25)]);
-    let cfg = config(dir.path(), &root, &rcv.url("/a"), "mem", "");
+    let cfg = slow_answer_config(dir.path(), &root, &rcv.url("/a"));
     let mut agent = Agent::start(&cfg, dir.path());
     rcv.wait_for(WAIT, "the alarm", |r| !r.is_empty());
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -834,6 +851,12 @@ fn a_2xx_to_the_sinks_of_the_previous_config_is_recorded() {
     }
     std::thread::sleep(Duration::from_millis(800));
     assert!(agent.log().contains("reloaded"), "{}", agent.log());
+    assert_eq!(
+        rcv.received().len(),
+        1,
+        "the slow answer was awaited, not retried: {}",
+        agent.log()
+    );
     kill9(&mut agent);
     let again = Agent::start(&cfg, dir.path());
     std::thread::sleep(Duration::from_millis(1500));
